@@ -1,0 +1,59 @@
+"""The ``ivc-gateway`` command: ``run``, ``check-config`` and the technician tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .config import EX_CONFIG, Config, ConfigError, config_path_from, load_config
+from .logs import configure_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ivc-gateway", description="Site gateway for Tencent Cloud IVC.")
+    parser.add_argument("--version", action="version", version=f"ivc-gateway {__version__}")
+    parser.add_argument("--config", help="config file (default: $IVC_GATEWAY_CONFIG or /etc/ivc-gateway/gateway.toml)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", help="run the gateway daemon")
+    check = commands.add_parser("check-config", help="validate a config file; exit 78 if it is invalid")
+    check.add_argument("path", nargs="?", help="the file to check (default: the --config path)")
+    return parser
+
+
+def _load_or_report(path_argument: str | None) -> Config | int:
+    path = config_path_from(path_argument)
+    try:
+        config = load_config(path)
+    except ConfigError as err:
+        for line in err.problems:
+            print(line, file=sys.stderr)
+        return EX_CONFIG
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        loaded = _load_or_report(args.path or args.config)
+        if isinstance(loaded, int):
+            return loaded
+        print(f"{loaded.path}: OK ({'standalone' if loaded.standalone else 'cloud'} mode, {len(loaded.cameras)} static cameras)")
+        return 0
+    loaded = _load_or_report(args.config)
+    if isinstance(loaded, int):
+        return loaded
+    configure_logging(loaded.gateway.log_level)
+    from .daemon import Gateway
+
+    asyncio.run(Gateway(loaded).run())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

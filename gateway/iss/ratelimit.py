@@ -1,0 +1,61 @@
+"""Client-side rate limiting per action, so the gateway never earns ``RequestLimitExceeded``.
+
+The spec counts limits per action + region + sub-account: 20 requests/s for every action. The
+cloud's ListGatewayDevices is treated more conservatively (5/s) because reconcile pages through
+it. A token bucket per action spaces calls out instead of failing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_RATE = 20.0
+ACTION_RATES: Mapping[str, float] = {"ListGatewayDevices": 5.0}
+
+
+@dataclass(slots=True)
+class _Bucket:
+    rate: float
+    tokens: float
+    updated: float
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class ActionRateLimiter:
+    """Token buckets keyed by action; :meth:`acquire` waits until the action may be called."""
+
+    def __init__(
+        self,
+        rates: Mapping[str, float] = ACTION_RATES,
+        default_rate: float = DEFAULT_RATE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rates = dict(rates)
+        self._default = default_rate
+        self._clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+
+    def rate(self, action: str) -> float:
+        """Requests per second allowed for ``action``."""
+        return self._rates.get(action, self._default)
+
+    async def acquire(self, action: str) -> None:
+        """Take one token for ``action``, sleeping as long as the bucket needs to refill."""
+        bucket = self._buckets.get(action)
+        if bucket is None:
+            rate = self.rate(action)
+            # Start with one token only: a burst of the full rate right after start-up is
+            # exactly what a restarted gateway should not send.
+            bucket = self._buckets[action] = _Bucket(rate, 1.0, self._clock())
+        async with bucket.lock:
+            while True:
+                now = self._clock()
+                bucket.tokens = min(bucket.rate, bucket.tokens + (now - bucket.updated) * bucket.rate)
+                bucket.updated = now
+                if bucket.tokens >= 1.0:
+                    bucket.tokens -= 1.0
+                    return
+                await asyncio.sleep((1.0 - bucket.tokens) / bucket.rate)
