@@ -41,8 +41,8 @@ def dumps(envelope: dict[str, Any]) -> bytes:
 def parse_response(body: bytes) -> dict[str, Any]:
     """Return ``Response`` of a success envelope or raise the :class:`IssError` it carries.
 
-    An error code the table does not know (the cloud may add some) becomes ``InternalError``
-    with the original code kept in the message, so callers still see a typed error.
+    An error code the table does not know (the cloud may add some) becomes ``FailedOperation``
+    (not retried) with the original code kept in the message, so callers still see a typed error.
     """
     document = json.loads(body)
     response = document["Response"]
@@ -53,5 +53,5 @@ def parse_response(body: bytes) -> dict[str, Any]:
         try:
             raise IssError(code, message, response.get("RequestId"))
         except ValueError:
-            raise IssError("InternalError", f"{code}: {message}", response.get("RequestId")) from None
+            raise IssError("FailedOperation", f"{code}: {message}", response.get("RequestId")) from None
     return response
