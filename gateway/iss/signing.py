@@ -110,11 +110,15 @@ class Tc3Signer:
         content_type: str = "application/json",
         token: str | None = None,
         language: str | None = None,
+        method: str = "POST",
     ) -> SignedRequest:
-        """Return the headers for a ``POST /`` JSON request, signed over content-type and host."""
+        """Return the headers for a ``POST /`` JSON request, signed over content-type and host.
+
+        ``method="GET"`` signs an empty payload, as the relay's WebSocket upgrade needs.
+        """
         headers = {"Content-Type": content_type, "Host": host}
         signed = ["content-type", "host"]
-        canonical = canonical_request("POST", headers, signed, body)
+        canonical = canonical_request(method, headers, signed, body if method.upper() != "GET" else b"")
         date = _utc_date(timestamp)
         signature = self.signature(self.string_to_sign(timestamp, canonical), date)
         headers.update(
