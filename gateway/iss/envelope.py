@@ -45,7 +45,7 @@ def parse_response(body: bytes) -> dict[str, Any]:
     (not retried) with the original code kept in the message, so callers still see a typed error.
     """
     document = json.loads(body)
-    response = document["Response"]
+    response: dict[str, Any] = document["Response"]
     error = response.get("Error")
     if error:
         code = str(error.get("Code", "InternalError"))
