@@ -110,3 +110,42 @@ class DeviceDescription:
         """A default name: model and address."""
         label = self.model or self.manufacturer or self.kind.value.upper()
         return f"{label} {self.address.host}"
+
+
+@dataclass(frozen=True, slots=True)
+class PtzPosition:
+    """Where a channel's head is, in the ONVIF generic spaces (pan/tilt -1..1, zoom 0..1).
+
+    A component the device did not report is ``None``; the moving flags are False when the
+    device did not report a move status.
+    """
+
+    pan: float | None
+    tilt: float | None
+    zoom: float | None
+    pan_tilt_moving: bool = False
+    zoom_moving: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """A stored PTZ position of one channel."""
+
+    token: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImagingSettings:
+    """The imaging settings of one channel's video source; ``None`` = not reported by the device."""
+
+    brightness: float | None = None
+    color_saturation: float | None = None
+    contrast: float | None = None
+    sharpness: float | None = None
+    exposure_mode: str | None = None
+    iris: float | None = None
+    iris_min: float | None = None
+    iris_max: float | None = None
+    focus_mode: str | None = None
+    ir_cut_filter: str | None = None

@@ -37,6 +37,8 @@ class Quirk(StrEnum):
     """GetDeviceInformation's Model holds bytes that are not valid UTF-8."""
     SLOW = "slow"
     """Every HTTP response is delayed by ``DeviceDescription.slow_delay_s``."""
+    NO_NETWORK_INTERFACES = "no_network_interfaces"
+    """GetNetworkInterfaces answers ActionNotSupported (seen on NVR firmwares): no MAC from it."""
 
 
 class SnapshotAuthMode(StrEnum):
@@ -109,6 +111,8 @@ class DeviceDescription:
     clock is in sync with the host, as with a camera on working NTP.
     ``wsse_clock_tolerance_s`` defaults to 300 s, the freshness window gSOAP's WS-Security
     plugin (used by most camera firmwares) applies to a UsernameToken's ``Created``.
+    ``wsse_digest_only`` refuses PasswordText tokens; ``wsse_text_only`` refuses PasswordDigest
+    ones (firmwares that only compare the plain password), so clients must fall back to text.
     """
 
     kind: DeviceKind
@@ -127,6 +131,7 @@ class DeviceDescription:
     date_time_source: DateTimeSource = DateTimeSource.NTP
     snapshot_auth: SnapshotAuthMode = SnapshotAuthMode.BOTH
     wsse_digest_only: bool = False
+    wsse_text_only: bool = False
     wsse_clock_tolerance_s: float = 300.0
     slow_delay_s: float = 3.0
     location: str = "site"
@@ -148,6 +153,8 @@ class DeviceDescription:
         tokens = [channel.video_source_token for channel in self.channels]
         if len(set(tokens)) != len(tokens):
             raise ValueError(f"device {self.name!r}: video source tokens must be unique")
+        if self.wsse_digest_only and self.wsse_text_only:
+            raise ValueError(f"device {self.name!r}: wsse_digest_only and wsse_text_only exclude each other")
         if self.slow_delay_s < 0 or self.wsse_clock_tolerance_s < 0:
             raise ValueError("delays and tolerances cannot be negative")
 

@@ -105,6 +105,7 @@ class OnvifDeviceServer:
             description.username,
             description.password,
             digest_only=description.wsse_digest_only,
+            text_only=description.wsse_text_only,
             clock_tolerance_s=description.wsse_clock_tolerance_s,
         )
         self._http_auth = HttpAuthenticator(

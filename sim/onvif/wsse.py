@@ -37,6 +37,7 @@ class AuthRejection(StrEnum):
     STALE_CREATED = "stale_created"
     REPLAYED_NONCE = "replayed_nonce"
     TEXT_REFUSED = "text_refused"
+    DIGEST_REFUSED = "digest_refused"
 
 
 class WsseRejected(Exception):
@@ -70,10 +71,12 @@ class UsernameTokenVerifier:
         *,
         digest_only: bool,
         clock_tolerance_s: float,
+        text_only: bool = False,
     ) -> None:
         self._username = username
         self._password = password
         self._digest_only = digest_only
+        self._text_only = text_only
         self._tolerance_s = clock_tolerance_s
         self._seen_nonces: dict[str, float] = {}
 
@@ -103,6 +106,8 @@ class UsernameTokenVerifier:
             raise WsseRejected(AuthRejection.BAD_PASSWORD)
 
     def _verify_digest(self, token: etree._Element, given: str, device_now: float) -> None:
+        if self._text_only:
+            raise WsseRejected(AuthRejection.DIGEST_REFUSED)
         nonce_text = (token.findtext(f"{{{NS_WSSE}}}Nonce") or "").strip()
         created_text = (token.findtext("{*}Created") or "").strip()
         try:

@@ -83,8 +83,8 @@ class DeviceService:
         self._other_services = tuple(other_services)
 
     def operations(self) -> Mapping[str, OperationHandler]:
-        """Device management operations this simulator answers."""
-        return {
+        """Device management operations; GetNetworkInterfaces vanishes under ``no_network_interfaces``."""
+        handlers: dict[str, OperationHandler] = {
             "GetDeviceInformation": self.get_device_information,
             "GetSystemDateAndTime": self.get_system_date_and_time,
             "SetSystemDateAndTime": self.set_system_date_and_time,
@@ -95,6 +95,9 @@ class DeviceService:
             "GetNetworkInterfaces": self.get_network_interfaces,
             "GetHostname": self.get_hostname,
         }
+        if self._state.description.has_quirk(Quirk.NO_NETWORK_INTERFACES):
+            del handlers["GetNetworkInterfaces"]
+        return handlers
 
     def capabilities(self) -> etree._Element:
         """tds:DeviceServiceCapabilities: attributes only, nothing optional claimed."""
