@@ -107,7 +107,7 @@ async def test_unknown_action(iss: IssSdk) -> None:
     assert await iss.error("DescribeEverything") == "InvalidAction"
 
 
-@pytest.mark.parametrize("action", ["AddAITask", "BatchOperateDevice", "ControlDevicePTZ"])
+@pytest.mark.parametrize("action", ["AddAITask", "BatchOperateDevice", "CallISAPI"])
 async def test_real_actions_outside_the_emulation_are_unsupported(iss: IssSdk, action: str) -> None:
     assert await iss.error(action) == "UnsupportedOperation"
 

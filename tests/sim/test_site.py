@@ -111,7 +111,7 @@ async def test_ws_discovery_finds_all_five_devices(site: SimulatedSite, wsdiscov
     assert xaddrs == set(expected.values())
 
 
-def test_quirk_specs_parse_and_unknown_ones_are_refused() -> None:
+async def test_quirk_specs_parse_and_unknown_ones_are_refused() -> None:
     assert parse_quirks(["cam1=clock_skew,no_stop", "nvr1=slow"]) == {
         "cam1": frozenset({Quirk.CLOCK_SKEW, Quirk.NO_STOP}),
         "nvr1": frozenset({Quirk.SLOW}),
