@@ -1,9 +1,10 @@
 """``python -m sim.cloud``: run the cloud emulator until SIGTERM/SIGINT.
 
-Prints one JSON line ``{"event": "ready", "endpoint": "127.0.0.1:P"}`` on stdout once listening
-(``--listen 127.0.0.1:0`` picks a free port), logs to stderr, exits 0 on the first signal after
-a clean shutdown; a second signal forces an immediate exit. The secret key may come from the
-``SIM_CLOUD_SECRET_KEY`` environment variable instead of the command line.
+Prints one JSON line on stdout once listening (``--listen 127.0.0.1:0`` picks a free port):
+``{"event": "ready", "endpoint": "127.0.0.1:P", "relay": "ws://127.0.0.1:P/relay"}``; logs to
+stderr, exits 0 on the first signal after a clean shutdown; a second signal forces an immediate
+exit. The secret key may come from the ``SIM_CLOUD_SECRET_KEY`` environment variable instead of
+the command line.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 
 from .emulator import CloudEmulator
 from .ratelimit import DEFAULT_PER_SECOND
+from .relay import DEFAULT_DEADLINE_SECONDS, RELAY_PATH
 
 logger = logging.getLogger("sim.cloud")
 
@@ -51,6 +53,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--rate-limit", type=int, default=DEFAULT_PER_SECOND, help="requests/s per action+SecretId"
     )
     parser.add_argument("--no-seed", action="store_true", help="do not create the seed organizations/gateway")
+    parser.add_argument("--no-relay", action="store_true", help="do not serve the gateway relay WebSocket")
+    parser.add_argument("--relay-path", default=RELAY_PATH, help="path of the gateway relay WebSocket")
+    parser.add_argument(
+        "--relay-deadline",
+        type=float,
+        default=DEFAULT_DEADLINE_SECONDS,
+        help="seconds a relayed command waits for the gateway's answer",
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
     if not args.secret_key:
@@ -84,6 +94,9 @@ async def serve(args: argparse.Namespace) -> int:
         port=port,
         rate_limit=args.rate_limit,
         seed=not args.no_seed,
+        relay=not args.no_relay,
+        relay_path=args.relay_path,
+        relay_deadline=args.relay_deadline,
     )
     async with emulator:
         print(json.dumps(emulator.describe()), flush=True)

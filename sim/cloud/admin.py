@@ -15,7 +15,9 @@ PUT    /_emulator/gateways/{id}/status     {"Status": 0|1}
 PUT    /_emulator/devices/{id}/connection  {"Status": 0|1|2}
 POST   /_emulator/channel-reports          {"DeviceId"} or {"GatewayId", "Ip", "Port"}, "Sync"?, "Channels":
                                            [{"Name", "Index"?, "ChannelCode"?, "PTZType"?, "Status"?,
-                                             "Manufacturer"?, "Resolution"?}]
+                                             "State"?, "Manufacturer"?, "Resolution"?}]
+GET    /_emulator/relay                    {"Connected": [GatewayId, ...]} (with the relay enabled)
+DELETE /_emulator/relay/{gateway_id}       drop the gateway's relay link as a network failure would
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from aiohttp import web
 
 from .control import EmulatorControl
 from .faults import Fault
+from .relay import GatewayRelay
 from .reports import ReportedChannel
 from .state import EMULATOR_STATE
 
@@ -144,7 +147,20 @@ async def post_channel_report(request: web.Request) -> web.StreamResponse:
     return web.json_response({"UpdatedDeviceIds": updated})
 
 
-def add_admin_routes(app: web.Application) -> None:
+def _relay_routes(relay: GatewayRelay) -> list[tuple[str, str, AdminHandler]]:
+    async def get_relay(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"Connected": relay.connected_gateways()})
+
+    async def delete_relay_link(request: web.Request) -> web.StreamResponse:
+        gateway_id = request.match_info["gateway_id"]
+        if not await relay.disconnect(gateway_id):
+            raise LookupError(f"gateway {gateway_id} is not connected")
+        return web.json_response({"Dropped": gateway_id})
+
+    return [("GET", "/relay", get_relay), ("DELETE", "/relay/{gateway_id}", delete_relay_link)]
+
+
+def add_admin_routes(app: web.Application, relay: GatewayRelay | None = None) -> None:
     """Register the admin endpoints on ``app`` (which must carry the emulator state)."""
     app[EMULATOR_CONTROL] = EmulatorControl(app[EMULATOR_STATE])
     routes: list[tuple[str, str, AdminHandler]] = [
@@ -159,5 +175,7 @@ def add_admin_routes(app: web.Application) -> None:
         ("PUT", "/devices/{device_id}/connection", put_device_connection),
         ("POST", "/channel-reports", post_channel_report),
     ]
+    if relay is not None:
+        routes.extend(_relay_routes(relay))
     for method, path, handler in routes:
         app.router.add_route(method, ADMIN_PREFIX + path, _guarded(handler))

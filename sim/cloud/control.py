@@ -10,7 +10,13 @@ import ipaddress
 import logging
 from typing import Any
 
-from .actions.devices import address_report_key, device_report_key, merge_channels, sync_channel_states
+from .actions.devices import (
+    address_report_key,
+    device_report_key,
+    merge_channels,
+    require_reachable,
+    sync_channel_states,
+)
 from .actions.rules import new_secret, new_uuid
 from .faults import Fault
 from .records import (
@@ -27,6 +33,7 @@ from .records import (
 from .reports import ChannelQuery, ReportedChannel
 from .schema import Params
 from .state import CallRecord, EmulatorState
+from .store import CloudStore
 
 logger = logging.getLogger(__name__)
 
@@ -123,17 +130,7 @@ class EmulatorControl:
                 raise LookupError(f"unknown gateway {gateway_id}")
             if status not in (0, 1):
                 raise ValueError("status must be 0 (offline) or 1 (online)")
-            gateway.status = status
-            store.put(gateway)
-            for device in store.all(Device):
-                if device.gateway_id != gateway_id:
-                    continue
-                if status == GATEWAY_ONLINE:
-                    device.connection = DEVICE_ONLINE
-                elif device.connection != DEVICE_NOT_REGISTERED:
-                    device.connection = DEVICE_OFFLINE
-                store.put(device)
-                sync_channel_states(store, device)
+            apply_gateway_status(store, gateway, status)
 
     # -- devices --------------------------------------------------------------------------
 
@@ -212,17 +209,34 @@ class EmulatorControl:
         )
 
 
+def apply_gateway_status(store: CloudStore, gateway: Gateway, status: int) -> None:
+    """Set a gateway on/offline inside a transaction; its devices and their channels follow."""
+    gateway.status = status
+    store.put(gateway)
+    for device in store.all(Device):
+        if device.gateway_id != gateway.gateway_id:
+            continue
+        if status == GATEWAY_ONLINE:
+            device.connection = DEVICE_ONLINE
+        elif device.connection != DEVICE_NOT_REGISTERED:
+            device.connection = DEVICE_OFFLINE
+        store.put(device)
+        sync_channel_states(store, device)
+
+
 async def ask_gateway_for_channels(state: EmulatorState, params: Params) -> None:
     """Before RefreshDeviceChannel of a gateway device: fetch its channels from the channel source.
 
     The source (a gateway relay) asks the gateway; its answer becomes the device's report, which
     the action then merges. It may raise ``IssError`` (e.g. the gateway did not answer in time).
-    Without a source, or for other devices, the stored report is used as it is.
+    Without a source, or for other devices, the stored report is used as it is. A device the
+    action would refuse (disabled, unregistered, offline) is refused before the gateway is asked.
     """
     source = state.channel_source
     device = state.store.get(Device, params["DeviceId"])
     if source is None or device is None or device.access_protocol != ACCESS_GATEWAY:
         return
+    require_reachable(device)
     channels = await source(ChannelQuery(device.device_id, device.gateway_id, device.ip, device.port))
     if channels is not None:
         await EmulatorControl(state).report_channels(channels, device_id=device.device_id, sync=False)

@@ -4,8 +4,9 @@ Each action is one of:
 
 * **emulated** — a handler and its parameter schema in ``sim.cloud.actions``;
 * **forwarded** — a command the cloud relays to the device's gateway (PTZ, presets, streams,
-  local recordings, snapshots): answered by the emulator's forwarder hook when one is set
-  (a future WebSocket relay plugs in there), else ``UnsupportedOperation``;
+  local recordings, snapshots): answered by the emulator's forwarder hook when one is set (the
+  gateway relay of ``sim.cloud.relay`` by default, which applies the schema given here first),
+  else ``UnsupportedOperation``;
 * **not emulated** — a real action outside the gateway's scope: ``UnsupportedOperation``.
 
 ``region_required`` mirrors the "Region" column of spec README section 9.
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from .actions import backup_plans, devices, gateways, organizations, record_plans
+from .actions import backup_plans, device_control, devices, gateways, organizations, record_plans
 from .actions.context import Handler
 from .control import ask_gateway_for_channels
 from .schema import Params, Schema
@@ -53,8 +54,8 @@ def emulated(
     return ActionSpec(Route.EMULATED, region_required, handler, schema, prepare)
 
 
-def forwarded(*, region_required: bool = False) -> ActionSpec:
-    return ActionSpec(Route.FORWARDED, region_required)
+def forwarded(schema: Schema, *, region_required: bool = False) -> ActionSpec:
+    return ActionSpec(Route.FORWARDED, region_required, schema=schema)
 
 
 def not_emulated(*, region_required: bool = False) -> ActionSpec:
@@ -101,23 +102,23 @@ ACTIONS: Mapping[str, ActionSpec] = MappingProxyType(
         "BatchOperateDevice": not_emulated(region_required=True),
         "UpdateDeviceOrganization": not_emulated(),
         # Device control (relayed to the device's gateway)
-        "ControlDevicePTZ": forwarded(region_required=True),
-        "ControlDevicePreset": forwarded(region_required=True),
-        "DescribeDevicePreset": forwarded(region_required=True),
+        "ControlDevicePTZ": forwarded(device_control.CONTROL_DEVICE_PTZ, region_required=True),
+        "ControlDevicePreset": forwarded(device_control.CONTROL_DEVICE_PRESET, region_required=True),
+        "DescribeDevicePreset": forwarded(device_control.DESCRIBE_DEVICE_PRESET, region_required=True),
         "CallISAPI": not_emulated(region_required=True),
         # Live preview
-        "ControlDeviceStream": forwarded(),
+        "ControlDeviceStream": forwarded(device_control.CONTROL_DEVICE_STREAM),
         "SetForbidPlayChannels": not_emulated(),
         "QueryForbidPlayChannelList": not_emulated(),
         # Recording playback
         "DescribeRecordFile": not_emulated(region_required=True),
         "DescribeRecordPlaybackUrl": not_emulated(region_required=True),
         "DescribeVideoDownloadUrl": not_emulated(region_required=True),
-        "ControlRecordTimeline": forwarded(region_required=True),
-        "PlayRecord": forwarded(),
-        "ControlRecord": forwarded(region_required=True),
+        "ControlRecordTimeline": forwarded(device_control.CONTROL_RECORD_TIMELINE, region_required=True),
+        "PlayRecord": forwarded(device_control.PLAY_RECORD),
+        "ControlRecord": forwarded(device_control.CONTROL_RECORD, region_required=True),
         "DescribeRecordSlice": not_emulated(region_required=True),
-        "CreateVideoDownloadTask": forwarded(region_required=True),
+        "CreateVideoDownloadTask": forwarded(device_control.CREATE_VIDEO_DOWNLOAD_TASK, region_required=True),
         # Recording plans
         "AddRecordPlan": emulated(record_plans.add_record_plan, record_plans.ADD_RECORD_PLAN),
         "DeleteRecordPlan": emulated(record_plans.delete_record_plan, record_plans.DELETE_RECORD_PLAN),
@@ -223,7 +224,7 @@ ACTIONS: Mapping[str, ActionSpec] = MappingProxyType(
         "DescribeVideoBitRate": not_emulated(),
         "DescribeGBDeviceAddr": not_emulated(),
         # Image snapshot
-        "ControlDeviceSnapshot": forwarded(region_required=True),
+        "ControlDeviceSnapshot": forwarded(device_control.CONTROL_DEVICE_SNAPSHOT, region_required=True),
         "ListDeviceSnapshots": not_emulated(),
     }
 )

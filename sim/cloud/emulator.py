@@ -5,7 +5,10 @@
                            ClientProfile(httpProfile=HttpProfile(protocol="http", endpoint=cloud.endpoint)))
 
 The emulator inherits the test-support operations of :class:`EmulatorControl` (faults, call log,
-gateways, channel reports), the same ones its ``/_emulator/`` endpoints offer.
+gateways, channel reports), the same ones its ``/_emulator/`` endpoints offer. With ``relay=True``
+(the default) it is also the platform end of the gateway relay (``ws://<endpoint>/relay``,
+:mod:`sim.cloud.relay`), which answers the forwarded actions and RefreshDeviceChannel of gateway
+devices by asking the connected gateway.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .admin import add_admin_routes
 from .api import MAX_BODY_BYTES, handle_api_request
 from .control import EmulatorControl
 from .ratelimit import DEFAULT_PER_SECOND, RequestRateLimiter
+from .relay import DEFAULT_DEADLINE_SECONDS, RELAY_PATH, GatewayRelay, add_relay_routes
 from .reports import ChannelSource
 from .seeds import seed_store
 from .state import EMULATOR_STATE, ActionForwarder, EmulatorState
@@ -60,13 +64,18 @@ async def _store_context(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
-def build_app(state: EmulatorState) -> web.Application:
-    """The emulator's aiohttp application: ``/`` is the iss API, ``/_emulator/`` the admin API."""
+def build_app(
+    state: EmulatorState, relay: GatewayRelay | None = None, relay_path: str = RELAY_PATH
+) -> web.Application:
+    """The emulator's aiohttp application: ``/`` is the iss API, ``/_emulator/`` the admin API,
+    ``relay_path`` the gateway relay (when ``relay`` is given)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES + 1)
     app[EMULATOR_STATE] = state
     app.cleanup_ctx.append(_store_context)
     app.router.add_route("*", "/", handle_api_request)
-    add_admin_routes(app)
+    add_admin_routes(app, relay)
+    if relay is not None:
+        add_relay_routes(app, relay, relay_path)
     return app
 
 
@@ -86,8 +95,13 @@ class CloudEmulator(EmulatorControl):
         rate_limits: Mapping[str, int] | None = None,
         seed: bool = True,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        relay: bool = True,
+        relay_path: str = RELAY_PATH,
+        relay_deadline: float = DEFAULT_DEADLINE_SECONDS,
     ) -> None:
         _require_loopback(host)
+        if not relay_path.startswith("/") or relay_path == "/" or relay_path.startswith("/_emulator"):
+            raise ValueError(f"relay_path must be a path of its own, not {relay_path!r}")
         state = EmulatorState(
             state_dir=Path(state_dir),
             keys={secret_id: secret_key},
@@ -100,6 +114,10 @@ class CloudEmulator(EmulatorControl):
         self._port = port
         self._shutdown_timeout = shutdown_timeout
         self._runner: web.AppRunner | None = None
+        self._relay = GatewayRelay(state, deadline=relay_deadline) if relay else None
+        self._relay_path = relay_path
+        self.set_forwarder(None)
+        self.set_channel_source(None)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -118,7 +136,7 @@ class CloudEmulator(EmulatorControl):
         if self._runner is not None:
             raise RuntimeError("the emulator is already running")
         runner = web.AppRunner(
-            build_app(self._state),
+            build_app(self._state, self._relay, self._relay_path),
             handle_signals=False,
             access_log=None,
             shutdown_timeout=self._shutdown_timeout,
@@ -156,15 +174,39 @@ class CloudEmulator(EmulatorControl):
         return f"http://{self.endpoint}/"
 
     @property
+    def relay_url(self) -> str:
+        """``ws://<endpoint>/relay``, the gateway's ``[relay] url``."""
+        if self._relay is None:
+            raise RuntimeError("this emulator has no relay (relay=False)")
+        return f"ws://{self.endpoint}{self._relay_path}"
+
+    @property
+    def relay(self) -> GatewayRelay:
+        """The platform end of the gateway links (connection state, waits, test-support drops)."""
+        if self._relay is None:
+            raise RuntimeError("this emulator has no relay (relay=False)")
+        return self._relay
+
+    @property
     def store(self) -> CloudStore:
         return self._state.store
 
     def set_forwarder(self, forwarder: ActionForwarder | None) -> None:
-        """Answer the forwarded actions (ControlDevicePTZ, PlayRecord, ...) with ``forwarder``."""
+        """Answer the forwarded actions (ControlDevicePTZ, PlayRecord, ...) with ``forwarder``.
+
+        None restores the default: the relay when it is enabled, else ``UnsupportedOperation``.
+        """
+        if forwarder is None and self._relay is not None:
+            forwarder = self._relay.forward
         self._state.forwarder = forwarder
 
     def set_channel_source(self, source: ChannelSource | None) -> None:
-        """Let RefreshDeviceChannel of gateway devices ask ``source`` (a gateway relay) first."""
+        """Let RefreshDeviceChannel of gateway devices ask ``source`` first.
+
+        None restores the default: the relay when it is enabled, else the stored reports only.
+        """
+        if source is None and self._relay is not None:
+            source = self._relay.fetch_channels
         self._state.channel_source = source
 
     def __repr__(self) -> str:
@@ -173,4 +215,7 @@ class CloudEmulator(EmulatorControl):
 
     def describe(self) -> dict[str, Any]:
         """The ready line's content."""
-        return {"event": "ready", "endpoint": self.endpoint}
+        ready: dict[str, Any] = {"event": "ready", "endpoint": self.endpoint}
+        if self._relay is not None:
+            ready["relay"] = self.relay_url
+        return ready

@@ -131,7 +131,12 @@ class Device:
 
 @dataclass
 class Channel:
-    """A video channel of a device; ``index`` (1-based) matches channels reported again later."""
+    """A video channel of a device; ``index`` (1-based) matches channels reported again later.
+
+    ``code_reported`` says whether ``code`` came from the device side (a ChannelCode such as an
+    ONVIF video source token) or was made up by the platform (an IPC's automatic channel, a
+    report without codes); a made-up code gives way to the first reported one at the same index.
+    """
 
     KIND: ClassVar[str] = "channel"
 
@@ -145,6 +150,7 @@ class Channel:
     resolution: str = ""
     state: int = 0
     status: int = 0
+    code_reported: bool = False
 
     @property
     def key(self) -> str:
@@ -155,8 +161,9 @@ class Channel:
 class ChannelReport:
     """Channels the device side declared, keyed by device id or by gateway address.
 
-    The real platform learns a gateway device's channels from the gateway; the emulator has no
-    gateway protocol yet, so tests (or the gateway harness) declare them here.
+    The real platform learns a gateway device's channels from the gateway. Here they arrive as
+    reports: from the gateway relay's answer to RefreshDeviceChannel, or declared by tests
+    through the admin API for gateways that are not connected.
     """
 
     KIND: ClassVar[str] = "channel_report"

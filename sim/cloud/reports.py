@@ -17,7 +17,8 @@ class ReportedChannel:
 
     ``code`` (ChannelCode, e.g. an ONVIF video source token) identifies the channel across
     reports when given; otherwise ``index`` (1-based, default: position in the report) does.
-    ``streaming`` sets the channel's stream ``Status`` (1 = transmitting).
+    ``streaming`` sets the channel's stream ``Status`` (1 = transmitting); ``online`` False marks
+    the channel offline (``State`` 0) although its device is online.
     """
 
     name: str
@@ -27,6 +28,7 @@ class ReportedChannel:
     resolution: str = ""
     code: str | None = None
     streaming: bool | None = None
+    online: bool | None = None
 
     def to_wire(self, position: int) -> dict[str, Any]:
         wire: dict[str, Any] = {
@@ -40,11 +42,16 @@ class ReportedChannel:
             wire["ChannelCode"] = self.code
         if self.streaming is not None:
             wire["Status"] = int(self.streaming)
+        if self.online is not None:
+            wire["State"] = int(self.online)
         return wire
 
     @classmethod
     def from_wire(cls, document: Any) -> ReportedChannel:
-        """Parse ``{"Name", "Index"?, "ChannelCode"?, "PTZType"?, "Status"?, ...}``; raises ValueError."""
+        """Parse ``{"Name", "Index"?, "ChannelCode"?, "PTZType"?, "Status"?, "State"?, ...}``.
+
+        Raises ValueError on a malformed channel.
+        """
         if (
             not isinstance(document, dict)
             or not isinstance(document.get("Name"), str)
@@ -57,6 +64,7 @@ class ReportedChannel:
             "ChannelCode",
             "PTZType",
             "Status",
+            "State",
             "Manufacturer",
             "Resolution",
         }
@@ -68,7 +76,10 @@ class ReportedChannel:
         code = document.get("ChannelCode")
         if code is not None and (not isinstance(code, str) or not code):
             raise ValueError("ChannelCode must be a non-empty string")
-        status = document.get("Status")
+        status, state = document.get("Status"), document.get("State")
+        for name, value in (("PTZType", document.get("PTZType")), ("Status", status), ("State", state)):
+            if value is not None and value not in (0, 1):
+                raise ValueError(f"{name} must be 0 or 1")
         return cls(
             name=document["Name"],
             index=index,
@@ -77,6 +88,7 @@ class ReportedChannel:
             resolution=str(document.get("Resolution", "")),
             code=code,
             streaming=None if status is None else bool(status),
+            online=None if state is None else bool(state),
         )
 
 

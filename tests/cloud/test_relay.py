@@ -27,7 +27,7 @@ from gateway.relay import CONNECT_ACTION, GATEWAY_HEADER, Backoff, RelayLink
 from sim.cloud import CloudEmulator, seeds
 from sim.cloud.relay import REPLACED_CLOSE_CODE
 
-from .conftest import SECRET_ID, SECRET_KEY, IssSdk, add_camera, channel_ids
+from .conftest import SECRET_ID, SECRET_KEY, IssSdk, add_camera, channel_ids, values
 
 WAIT = 5.0
 ChannelList = list[dict[str, Any]]
@@ -109,20 +109,36 @@ def upgrade_headers(
     host: str | None = None,
     action: str = CONNECT_ACTION,
 ) -> dict[str, str]:
-    """A signed ConnectGateway upgrade, with the WebSocket handshake headers."""
+    """The signed headers of a ConnectGateway upgrade, as RelayLink sends them."""
     signed = Tc3Signer(secret_id, secret_key).sign(
-        action=action, body=b"", host=host or endpoint, timestamp=int(time.time()), version=API_VERSION, method="GET"
+        action=action,
+        body=b"",
+        host=host or endpoint,
+        timestamp=int(time.time()),
+        version=API_VERSION,
+        method="GET",
     )
-    headers = {
-        **signed.headers,
+    headers = dict(signed.headers)
+    if gateway_id is not None:
+        headers[GATEWAY_HEADER] = gateway_id
+    return headers
+
+
+def with_handshake(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` plus a WebSocket handshake, for a plain GET that shows the HTTP answer."""
+    return {
+        **headers,
         "Connection": "Upgrade",
         "Upgrade": "websocket",
         "Sec-WebSocket-Version": "13",
         "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
     }
-    if gateway_id is not None:
-        headers[GATEWAY_HEADER] = gateway_id
-    return headers
+
+
+async def plain_get(url: str, headers: dict[str, str]) -> tuple[int, str | None, dict[str, Any]]:
+    """GET ``url``; the HTTP status, the exact Content-Type and the decoded body."""
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as answer:
+        return answer.status, answer.headers.get("Content-Type"), await answer.json()
 
 
 async def gateway_status(iss: IssSdk, gateway_id: str) -> int:
@@ -142,7 +158,9 @@ async def test_ptz_reaches_the_gateway_and_returns_its_answer(
     assert set(response) == {"RequestId"}
     # The command carries the caller's RequestId, so both ends of a call can be traced.
     assert site.commands == [
-        Command("ControlDevicePTZ", {"ChannelId": channel_id, "Type": "left", "Speed": 4}, response["RequestId"])
+        Command(
+            "ControlDevicePTZ", {"ChannelId": channel_id, "Type": "left", "Speed": 4}, response["RequestId"]
+        )
     ]
     site.answers["DescribeDevicePreset"] = lambda params: {"Data": [{"Index": 1, "Name": "door"}]}
     presets = await iss.call("DescribeDevicePreset", ChannelId=channel_id)
@@ -161,7 +179,9 @@ async def test_gateway_errors_reach_the_caller_with_their_code(iss: IssSdk, site
     assert await iss.error("ControlDevicePTZ", params) == "FailedOperation"  # undocumented code
 
 
-async def test_platform_checks_before_forwarding(cloud: CloudEmulator, iss: IssSdk, site: SiteGateway) -> None:
+async def test_platform_checks_before_forwarding(
+    cloud: CloudEmulator, iss: IssSdk, site: SiteGateway
+) -> None:
     camera = await add_camera(iss)
     channel_id = await first_channel(iss, camera["DeviceId"])
     assert await iss.error("ControlDevicePTZ", {"ChannelId": channel_id, "Type": "up"}) == "MissingParameter"
@@ -228,9 +248,15 @@ async def test_link_lost_for_good_times_out_at_the_deadline(cloud: CloudEmulator
     cloud.relay.deadline = 0.5
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(cloud.relay_url, headers=upgrade_headers(cloud.endpoint))
-        call = asyncio.create_task(iss.error("ControlDevicePTZ", {"ChannelId": channel_id, "Type": "up", "Speed": 1}))
+        call = asyncio.create_task(
+            iss.error("ControlDevicePTZ", {"ChannelId": channel_id, "Type": "up", "Speed": 1})
+        )
         command = json.loads((await ws.receive(timeout=WAIT)).data)
-        assert (command["Type"], command["Action"], command["Version"]) == ("Command", "ControlDevicePTZ", API_VERSION)
+        assert (command["Type"], command["Action"], command["Version"]) == (
+            "Command",
+            "ControlDevicePTZ",
+            API_VERSION,
+        )
         await ws.close()
         assert await asyncio.wait_for(call, WAIT) == "FailedOperation.DeviceResponseTimeOut"
 
@@ -254,19 +280,15 @@ async def test_link_lost_for_good_times_out_at_the_deadline(cloud: CloudEmulator
 async def test_bad_upgrades_are_refused_with_an_iss_error(
     cloud: CloudEmulator, iss: IssSdk, change: dict[str, Any], code: str
 ) -> None:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(cloud.relay_url.replace("ws://", "http://"), headers=upgrade_headers(cloud.endpoint, **change)) as answer:
-            assert (answer.status, answer.headers["Content-Type"]) == (200, "application/json")
-            assert (await answer.json())["Response"]["Error"]["Code"] == code
+    headers = with_handshake(upgrade_headers(cloud.endpoint, **change))
+    status, content_type, body = await plain_get(f"http://{cloud.endpoint}/relay", headers)
+    assert (status, content_type, body["Response"]["Error"]["Code"]) == (200, "application/json", code)
     assert not cloud.relay.is_connected(seeds.GATEWAY_ID)
 
 
 async def test_signed_get_without_upgrade_is_refused(cloud: CloudEmulator) -> None:
-    headers = {name: value for name, value in upgrade_headers(cloud.endpoint).items() if not name.startswith(("Connection", "Upgrade", "Sec-"))}
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://{cloud.endpoint}/relay", headers=headers) as answer:
-            assert answer.status == 200
-            assert (await answer.json())["Response"]["Error"]["Code"] == "UnsupportedProtocol"
+    status, _, body = await plain_get(f"http://{cloud.endpoint}/relay", upgrade_headers(cloud.endpoint))
+    assert (status, body["Response"]["Error"]["Code"]) == (200, "UnsupportedProtocol")
 
 
 async def test_second_connection_replaces_the_first(cloud: CloudEmulator, iss: IssSdk) -> None:
@@ -282,7 +304,9 @@ async def test_second_connection_replaces_the_first(cloud: CloudEmulator, iss: I
         assert await gateway_status(iss, seeds.GATEWAY_ID) == 1  # replaced, never offline
         call = asyncio.create_task(iss.call("ControlDevicePTZ", ChannelId=channel_id, Type="up", Speed=1))
         command = json.loads((await second.receive(timeout=WAIT)).data)
-        await second.send_json({"Type": "Result", "RequestId": command["RequestId"], "Response": {"RequestId": "x"}})
+        await second.send_json(
+            {"Type": "Result", "RequestId": command["RequestId"], "Response": {"RequestId": "x"}}
+        )
         assert (await asyncio.wait_for(call, WAIT))["RequestId"] == command["RequestId"]
         await second.close()
 
@@ -332,7 +356,7 @@ async def test_refresh_merges_the_nvr_channels_the_gateway_reports(iss: IssSdk, 
     first = await codes(iss, device_id)
     assert sorted(first) == [f"VideoSource_{n}" for n in range(1, 5)]
     channels = (await iss.call("DescribeDeviceChannel", DeviceId=device_id))["Data"]
-    assert [(c["Name"], c["PTZType"], c["Manufacturer"], c["State"]) for c in channels][0] == ("cam-1", 1, "Acme", 1)
+    assert values(channels[0], "Name PTZType Manufacturer State") == ("cam-1", 1, "Acme", 1)
 
     await iss.call("RefreshDeviceChannel", DeviceId=device_id)
     assert await codes(iss, device_id) == first  # nothing added, ids kept
@@ -388,7 +412,12 @@ async def test_device_state_event_changes_what_the_cloud_reports(iss: IssSdk, si
         await iss.call("ControlDevicePTZ", ChannelId=barrier_channel, Type="up", Speed=1)
 
     await send_and_flush(
-        "DeviceState", {"DeviceId": device_id, "Online": True, "Channels": [{"ChannelId": channel_id, "State": 1, "Status": 1}]}
+        "DeviceState",
+        {
+            "DeviceId": device_id,
+            "Online": True,
+            "Channels": [{"ChannelId": channel_id, "State": 1, "Status": 1}],
+        },
     )
     channel = (await iss.call("DescribeDeviceChannel", DeviceId=device_id))["Data"][0]
     assert (channel["State"], channel["Status"]) == (1, 1)
@@ -398,7 +427,10 @@ async def test_device_state_event_changes_what_the_cloud_reports(iss: IssSdk, si
     assert channel["State"] == 0
     assert (await iss.call("DescribeUserDevice", DeviceId=device_id))["Data"]["Status"] == 2
     listed = (await iss.raw("ListGatewayDevices", {"GatewayId": seeds.GATEWAY_ID}))["Data"]["List"]
-    assert {item["DeviceId"]: item["Status"] for item in listed} == {device_id: 2, barrier_camera["DeviceId"]: 1}
+    assert {item["DeviceId"]: item["Status"] for item in listed} == {
+        device_id: 2,
+        barrier_camera["DeviceId"]: 1,
+    }
     assert await iss.error("ControlDevicePTZ", {"ChannelId": channel_id, "Type": "up", "Speed": 1}) == (
         "ResourceUnavailable.DevOffline"
     )
@@ -406,7 +438,32 @@ async def test_device_state_event_changes_what_the_cloud_reports(iss: IssSdk, si
     # Unknown events and malformed ones change nothing and keep the link up.
     await send_and_flush("Weather", {"Sky": "clear"})
     await send_and_flush("DeviceState", {"DeviceId": device_id, "Online": "yes"})
-    await send_and_flush("DeviceState", {"DeviceId": device_id, "Online": True, "Channels": [{"ChannelId": channel_id, "State": 0}]})
+    await send_and_flush(
+        "DeviceState",
+        {"DeviceId": device_id, "Online": True, "Channels": [{"ChannelId": channel_id, "State": 0}]},
+    )
     device = (await iss.call("DescribeUserDevice", DeviceId=device_id))["Data"]
     channel = (await iss.call("DescribeDeviceChannel", DeviceId=device_id))["Data"][0]
     assert (device["Status"], channel["State"], channel["Status"]) == (1, 0, 1)
+
+
+async def test_malformed_channel_list_fails_the_refresh(iss: IssSdk, site: SiteGateway) -> None:
+    nvr = await add_camera(iss, Type=2, Name="nvr")
+    site.channels[nvr["DeviceId"]] = [{**source(1), "Bogus": 1}]
+    assert await iss.error("RefreshDeviceChannel", {"DeviceId": nvr["DeviceId"]}) == "FailedOperation"
+    assert await channel_ids(iss, nvr["DeviceId"]) == []
+
+
+async def test_admin_endpoints_show_and_drop_links(cloud: CloudEmulator, site: SiteGateway) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{cloud.url}_emulator/relay") as answer:
+            assert await answer.json() == {"Connected": [seeds.GATEWAY_ID]}
+        async with session.delete(f"{cloud.url}_emulator/relay/{seeds.GATEWAY_ID}") as answer:
+            assert answer.status == 200
+        await asyncio.wait_for(cloud.relay.wait_connected(seeds.GATEWAY_ID, accepted=2), WAIT)
+        async with session.delete(
+            f"{cloud.url}_emulator/relay/00000000-0000-0000-0000-000000000000"
+        ) as answer:
+            assert answer.status == 404
+    await asyncio.wait_for(site.link.connected.wait(), WAIT)  # cleared at the drop, set by link 2
+    assert site.link.connections == 2

@@ -125,7 +125,11 @@ async def platform() -> AsyncIterator[BarePlatform]:
 
 
 def make_link(
-    platform: BarePlatform, handler: ScriptedHandler, *, backoff: Backoff | None = None, clock: Any = time.time
+    platform: BarePlatform,
+    handler: ScriptedHandler,
+    *,
+    backoff: Backoff | None = None,
+    clock: Any = time.time,
 ) -> RelayLink:
     return RelayLink(
         platform.url,
@@ -302,7 +306,17 @@ async def test_handler_errors_become_error_answers(platform: BarePlatform) -> No
         '{"Type": "Surprise", "RequestId": "r"}',
         b"\x00binary",
     ],
-    ids=["garbled", "array", "string", "no-ids", "numeric-id", "empty-action", "params-array", "type", "binary"],
+    ids=[
+        "garbled",
+        "array",
+        "string",
+        "no-ids",
+        "numeric-id",
+        "empty-action",
+        "params-array",
+        "type",
+        "binary",
+    ],
 )
 async def test_malformed_frames_are_ignored(platform: BarePlatform, frame: str | bytes) -> None:
     handler = ScriptedHandler()

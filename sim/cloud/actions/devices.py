@@ -232,12 +232,23 @@ def reported_channels(store: CloudStore, device: Device) -> list[dict[str, Any]]
 def _find_or_create_channel(
     store: CloudStore, device: Device, spec: dict[str, Any], position: int, known: list[Channel]
 ) -> Channel:
-    """The known channel a reported one denotes (by ChannelCode if given, else by index), or a new one."""
+    """The known channel a reported one denotes, or a new one.
+
+    A reported ChannelCode matches the channel with that code; failing that it claims the
+    channel at its index whose code the platform made up (an IPC's automatic channel), so the
+    channel keeps its ChannelId, plan memberships and all, instead of being duplicated. Without
+    a ChannelCode the index alone identifies the channel.
+    """
     code = spec.get("ChannelCode")
     index = int(spec.get("Index") or position)
     for channel in known:
         if (channel.code == code) if code else (channel.index == index):
             return channel
+    if code:
+        for channel in known:
+            if channel.index == index and not channel.code_reported:
+                channel.code, channel.code_reported = str(code), True
+                return channel
     if any(channel.index == index for channel in known):
         index = max(channel.index for channel in known) + 1
     channel = Channel(
@@ -246,6 +257,7 @@ def _find_or_create_channel(
         index=index,
         code=str(code) if code else _national_code(store, "131"),
         name=str(spec.get("Name") or f"{device.name}-{index}"),
+        code_reported=bool(code),
     )
     known.append(channel)
     return channel
@@ -255,10 +267,12 @@ def merge_channels(store: CloudStore, device: Device, channels: list[dict[str, A
     """Add reported channels that are new and refresh known ones; never delete.
 
     A reported ``ChannelCode`` (the gateway's own channel name, e.g. an ONVIF video source token)
-    identifies the channel across reports; without one the 1-based ``Index`` does.
+    identifies the channel across reports; without one the 1-based ``Index`` does. A channel is
+    online when its device is, unless the report says it is not (``State`` 0: a camera behind
+    an online NVR that is down).
     """
     known = device_channels(store, device.device_id)
-    state = 1 if device.status == DEVICE_ONLINE else 0
+    device_online = device.status == DEVICE_ONLINE
     for position, spec in enumerate(channels, start=1):
         channel = _find_or_create_channel(store, device, spec, position, known)
         if spec.get("Name"):
@@ -267,7 +281,7 @@ def merge_channels(store: CloudStore, device: Device, channels: list[dict[str, A
         channel.manufacturer = str(spec.get("Manufacturer", channel.manufacturer))
         channel.resolution = str(spec.get("Resolution", channel.resolution))
         channel.status = int(spec.get("Status", channel.status))
-        channel.state = state
+        channel.state = int(device_online and bool(spec.get("State", 1)))
         store.put(channel)
     manufacturers = [str(spec["Manufacturer"]) for spec in channels if spec.get("Manufacturer")]
     if manufacturers and not device.manufacturer:
@@ -593,17 +607,22 @@ def describe_device_channel(ctx: ActionContext, params: Params) -> Result:
     }
 
 
-def refresh_device_channel(ctx: ActionContext, params: Params) -> None:
-    """Re-read the device's channels: merge its latest report (RTMP devices have none to read)."""
-    device = find_device(ctx.store, params["DeviceId"])
-    if device.access_protocol == ACCESS_RTMP:
-        raise IssError(UNSUPPORTED_ACCESS, "RTMP devices have no channel catalog to refresh.")
+def require_reachable(device: Device) -> None:
+    """Refuse a command the platform cannot pass to a disabled, unregistered or offline device."""
     if not device.enabled:
         raise IssError("ResourceUnavailable.DevDisable")
     if device.connection == DEVICE_NOT_REGISTERED:
         raise IssError("ResourceUnavailable.DevNoRegister")
     if device.connection != DEVICE_ONLINE:
         raise IssError("ResourceUnavailable.DevOffline")
+
+
+def refresh_device_channel(ctx: ActionContext, params: Params) -> None:
+    """Re-read the device's channels: merge its latest report (RTMP devices have none to read)."""
+    device = find_device(ctx.store, params["DeviceId"])
+    if device.access_protocol == ACCESS_RTMP:
+        raise IssError(UNSUPPORTED_ACCESS, "RTMP devices have no channel catalog to refresh.")
+    require_reachable(device)
     apply_channel_report(ctx.store, device)
 
 
