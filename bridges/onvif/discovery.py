@@ -16,16 +16,18 @@ on loopback, devices answering within 0.1-0.5 s as the spec's APP_MAX_DELAY allo
 
 * its networking loop reads one datagram per socket per pass and sleeps 10 ms between passes while
   a message waits in its send queue, 100 ms when the queue is empty. Replies are therefore read at
-  about 50/s while a Probe is being repeated and 10/s after: one Probe in a 3 s window found
-  about 50 of 64 and 49-64 of 100 devices, the rest still unread in the socket at the end;
+  about 45-50/s while a Probe is being repeated and 10/s after: one Probe in a 3 s window found
+  51-64 of 64 devices (the last ones heard just before the window closed) and 55-74 of 100, the
+  rest still unread in the socket when the round ended;
 * all those replies queue on one socket whose default receive buffer (~200 KiB) holds only about
-  90 ProbeMatches, so answers to repeated Probes overflow it.
+  90 ProbeMatches, so answers to repeated Probes overflow it (re-probing alone: 94-100 of 100).
 
 So a round sends a fresh Probe every :data:`REPROBE_INTERVAL` (each keeps the package's send
 queue busy, hence its loop in the fast mode, and gives devices whose answer was lost another
-chance) and enlarges the reply socket's receive buffer. With both, 64/64 devices are found in
-about 1.4 s and 100/100 in about 2.1-2.5 s. The read rate stays the ceiling: beyond about 120
-devices per 3 s window the package cannot keep up, and the window must grow with the site.
+chance) and enlarges the reply socket's receive buffer. With both, 64/64 devices are heard within
+1.4-1.9 s and 100/100 within 2.1-2.7 s of a 3 s window. The read rate stays the ceiling: 150 or
+200 devices give 103-147 in 3 s, so a site beyond about 100 devices needs a longer window (200/200
+in 6 s) or unicast scanning of its subnets, which has no such limit.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, cast
+from urllib.parse import urlsplit
 
+from onvif.util import normalize_url
 from wsdiscovery.actions import NS_ACTION_PROBE_MATCH, constructProbe
 from wsdiscovery.discovery import ThreadedWSDiscovery
 from wsdiscovery.message import createSOAPMessage, parseSOAPMessage
@@ -72,6 +76,7 @@ REPLY_RECEIVE_BUFFER: Final = 1 << 20
 ROUND_STOP_GRACE: Final = 5.0
 #: How long ``ThreadedWSDiscovery``'s own threads get to finish when reaped after a failed start.
 _REAP_JOIN_TIMEOUT: Final = 2.0
+_BROADCAST: Final = ipaddress.IPv4Address("255.255.255.255")
 _HOST_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
 _T = TypeVar("_T")
 
@@ -96,38 +101,33 @@ UnicastScan = Callable[[Sequence[str]], Awaitable[Sequence[Discovered]]]
 def address_from_xaddr(xaddr: str) -> DeviceAddress | None:
     """Where an XAddr says the device service is, or None when it cannot be used.
 
-    Tolerates what cameras send in the field: a repeated port (``http://10.0.0.5:80:80/onvif/...``
-    is read as ``10.0.0.5:80``), an upper-case scheme, user info. Refuses other schemes, IPv6
-    literals (:attr:`DeviceAddress.url` cannot bracket them), unspecified and multicast addresses
-    (cameras announce ``0.0.0.0`` before DHCP finishes) and ports outside 1-65535.
+    Tolerates what cameras send in the field: a repeated port (``http://10.0.0.5:80:80/onvif/...``,
+    repaired by onvif-zeep-async's ``normalize_url`` as for Home Assistant), an upper-case scheme
+    or host, user info. Refuses other schemes, IPv6 literals (:attr:`DeviceAddress.url` cannot
+    bracket them), unspecified, multicast and broadcast addresses (some cameras announce
+    ``0.0.0.0`` before DHCP finishes) and ports outside 1-65535.
     """
-    scheme, separator, rest = xaddr.strip().partition("://")
-    scheme = scheme.lower()
-    if not separator or scheme not in ("http", "https"):
+    try:
+        parts = urlsplit(normalize_url(xaddr.strip()) or "")
+        port = parts.port  # raises ValueError for a port that is not a number in 0-65535
+    except ValueError:
         return None
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
-    if authority.startswith("["):
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    if scheme not in ("http", "https") or not _HOST_RE.match(host) or not _is_unicast_host(host):
         return None
-    host, _, ports = authority.partition(":")
-    port_text = ports.split(":", 1)[0]
-    if not _HOST_RE.match(host) or _is_unusable_ip(host):
+    if port == 0:
         return None
     https = scheme == "https"
-    if not port_text:
-        return DeviceAddress(host.lower(), 443 if https else 80, https)
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        return None
-    return DeviceAddress(host.lower(), int(port_text), https)
+    return DeviceAddress(host, port or (443 if https else 80), https)
 
 
-def _is_unusable_ip(host: str) -> bool:
+def _is_unicast_host(host: str) -> bool:
+    """False for the IPv4 addresses no single device has: 0.0.0.0, multicast, broadcast."""
     try:
         address = ipaddress.IPv4Address(host)
     except ValueError:
-        return False  # a host name
-    return (
-        address.is_unspecified or address.is_multicast or address == ipaddress.IPv4Address("255.255.255.255")
-    )
+        return True  # a host name
+    return not (address.is_unspecified or address.is_multicast or address == _BROADCAST)
 
 
 def first_usable_address(xaddrs: Iterable[str]) -> DeviceAddress | None:
@@ -221,8 +221,10 @@ class _RoundClient(ThreadedWSDiscovery):  # type: ignore[misc]  # the package is
         self._configured_sources = tuple(source_addresses) if source_addresses is not None else None
         self._receive_buffer = receive_buffer
         self._lock = threading.Lock()
-        self._services: dict[str, Any] = {}
-        self._first_heard: dict[str, float] = {}
+        # Keyed by endpoint reference *and* XAddrs: cloned firmware gives some cameras the same
+        # endpoint reference, and the package's own table (by reference only) would keep one.
+        self._services: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._first_heard: dict[tuple[str, tuple[str, ...]], float] = {}
         self.source_addresses: list[str] = []
         self.reply_buffers: list[int] = []
 
@@ -281,14 +283,16 @@ class _RoundClient(ThreadedWSDiscovery):  # type: ignore[misc]  # the package is
 
     def _addRemoteService(self, service: Any) -> None:
         super()._addRemoteService(service)
+        key = (str(service.getEPR()), _xaddrs_of(service))
         with self._lock:
-            self._services[service.getEPR()] = service
-            self._first_heard.setdefault(service.getEPR(), time.monotonic())
+            self._services[key] = service
+            self._first_heard.setdefault(key, time.monotonic())
 
     def _removeRemoteService(self, epr: str) -> None:
         super()._removeRemoteService(epr)
         with self._lock:
-            self._services.pop(epr, None)
+            for key in [key for key in self._services if key[0] == epr]:
+                del self._services[key]
 
     def heard(self) -> tuple[list[Any], float | None]:
         """Every service heard and not said Bye for, and when the last new one was first heard."""
@@ -325,7 +329,7 @@ class MulticastProber:
         self.last_round: MulticastRoundStats | None = None
 
     async def search(self) -> list[Discovered]:
-        """Probe for ``window`` seconds; the devices that answered, one per endpoint reference."""
+        """Probe for ``window`` seconds; every device that answered or said Hello meanwhile."""
         return await _call_in_owned_thread(self._run_round, "wsdiscovery-round", ROUND_STOP_GRACE)
 
     def _run_round(self, stop: threading.Event) -> list[Discovered]:
@@ -383,17 +387,26 @@ class MulticastProber:
                 return probes
 
 
+def _xaddrs_of(service: Any) -> tuple[str, ...]:
+    """A service's XAddrs; () when the package's accessor fails on them.
+
+    ``Service.getXAddrs`` substitutes ``{ip}`` placeholders and trips over stray braces; it runs
+    in the package's networking thread too, where an exception would end the thread.
+    """
+    try:
+        return tuple(str(xaddr) for xaddr in service.getXAddrs() or ())
+    except Exception as exc:  # noqa: BLE001  any error means: no usable XAddr
+        logger.debug("unreadable XAddrs from %s: %r", service.getEPR(), exc)
+        return ()
+
+
 def _candidate_from_service(service: Any) -> Discovered | None:
     """A multicast match as a candidate; None when it is not an ONVIF device or has no usable XAddr."""
-    try:
-        if not matchesFilter(service, [NETWORK_VIDEO_TRANSMITTER], None):
-            return None  # a Hello from another kind of device
-        xaddrs = tuple(service.getXAddrs() or ())
-        scopes = tuple(scope.getValue() for scope in service.getScopes() or ())
-        endpoint_reference = str(service.getEPR())
-    except Exception as exc:  # noqa: BLE001  the package's accessors trip over odd XAddrs ("{ip}")
-        logger.debug("skipping an unreadable WS-Discovery match: %r", exc)
-        return None
+    if not matchesFilter(service, [NETWORK_VIDEO_TRANSMITTER], None):
+        return None  # a Hello from another kind of device
+    xaddrs = _xaddrs_of(service)
+    scopes = tuple(scope.getValue() for scope in service.getScopes() or ())
+    endpoint_reference = str(service.getEPR())
     address = first_usable_address(xaddrs)
     if address is None:
         logger.debug("skipping %s: no usable XAddr in %s", endpoint_reference, xaddrs)
@@ -404,14 +417,15 @@ def _candidate_from_service(service: Any) -> Discovered | None:
 def _stop_client(client: _RoundClient) -> None:
     """Stop the package's threads, even after a start that failed half-way.
 
-    ``ThreadedWSDiscovery.start`` starts its networking thread before it creates its sockets; when
-    that raises (port 3702 held by a non-sharing socket, no IPv6), ``stop`` fails on the missing
-    parts or no longer knows the thread, and the thread would poll forever. So after ``stop`` every
-    thread of the package that belongs to this client is stopped and joined.
+    ``ThreadedWSDiscovery.start`` starts each networking thread before creating its sockets. When
+    that raises, the thread keeps polling: for IPv4 (port 3702 held by a socket that does not share
+    it) ``start`` raises and ``stop`` then fails on the parts never made; for IPv6 (a host without
+    it) ``start`` swallows the error and forgets the thread. So after ``stop`` every thread of the
+    package that still belongs to this client is stopped and joined.
     """
     try:
         client.stop()
-    except Exception:  # noqa: BLE001  stopping a half-started client fails in the package's code
+    except Exception:  # stopping a half-started client fails inside the package's code
         logger.debug("wsdiscovery stop failed; reaping its threads", exc_info=True)
     for thread in threading.enumerate():
         owner = getattr(thread, "_observer", None) or getattr(thread, "_wsd", None)
@@ -419,7 +433,7 @@ def _stop_client(client: _RoundClient) -> None:
             thread.schedule_stop()
             # Thread.join, not the subclass's join, which closes sockets a failed start never made.
             threading.Thread.join(thread, _REAP_JOIN_TIMEOUT)
-            logger.warning("stopped a wsdiscovery thread left by a failed start: %s", thread.name)
+            logger.debug("stopped a wsdiscovery thread its stop() missed: %s", thread.name)
 
 
 async def _call_in_owned_thread(
@@ -494,10 +508,6 @@ class _ProbeMatchesSocket(asyncio.DatagramProtocol):
     def send(self, datagram: bytes, destination: tuple[str, int]) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.sendto(datagram, destination)
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
@@ -599,21 +609,22 @@ class UnicastProber:
     async def _resolve(self, host: str) -> str | None:
         """The IPv4 address to send to: ``host`` itself when it is one, else looked up off the loop."""
         try:
-            address = ipaddress.IPv4Address(host)
+            ipaddress.IPv4Address(host)
         except ValueError:
-            pass
-        else:
-            if address.is_multicast or address.is_unspecified or str(address) == "255.255.255.255":
-                logger.warning("not probing %s: not a unicast address", host)
-                return None
-            return host
+            return await self._look_up(host)
+        if not _is_unicast_host(host):
+            logger.warning("not probing %s: not a unicast address", host)
+            return None
+        return host
+
+    async def _look_up(self, name: str) -> str | None:
         try:
             async with asyncio.timeout(self.timeout):
                 infos = await asyncio.get_running_loop().getaddrinfo(
-                    host, self.port, family=socket.AF_INET, type=socket.SOCK_DGRAM
+                    name, self.port, family=socket.AF_INET, type=socket.SOCK_DGRAM
                 )
         except (OSError, TimeoutError) as exc:
-            logger.debug("cannot resolve unicast discovery host %s: %s", host, exc)
+            logger.debug("cannot resolve unicast discovery host %s: %s", name, exc)
             return None
         return str(infos[0][4][0]) if infos else None
 
