@@ -486,6 +486,11 @@ class _Loader:
                 missing = "api.secret_key" if api.secret_id else "api.secret_id"
                 self.problem(missing, "api.secret_id and api.secret_key must be set together")
         if discovery is not None:
+            for i, interface in enumerate(discovery.interfaces):
+                try:
+                    ipaddress.IPv4Address(interface)
+                except ValueError:
+                    self.problem(f"discovery.interfaces[{i}]", f"{interface!r} is not an IPv4 address of this box")
             for i, spec in enumerate(discovery.unicast_hosts):
                 try:
                     expand_hosts([spec], limit=65536)

@@ -9,23 +9,34 @@ SIGINT/SIGTERM skips the graceful path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 
+from bridges.onvif.discovery import DeviceFinder
+
 from . import __version__
 from .config import Config, parse_listen
+from .devices import DeviceManager
+from .dispatch import ACTIONS, Dispatcher
+from .inventory import Inventory
 from .iss.client import IssClient
 from .iss.signing import Tc3Signer
+from .outbox import Outbox
+from .registration import CloudTarget, Registrar
+from .relay import RelayLink
 from .store import StateStore
 
 _LOGGER = logging.getLogger(__name__)
 
+RELAY_GRACE_SECONDS: Final = 5.0
+PENDING_RETRY_SECONDS: Final = 2.0
 STORE_KEY: Final = web.AppKey("store", StateStore)
 CONFIG_KEY: Final = web.AppKey("config", Config)
 
@@ -41,7 +52,25 @@ class Gateway:
         self.store: StateStore | None = None
         self.cloud: IssClient | None = None
         self.api_port: int | None = None
+        self.relay: RelayLink | None = None
+        self.dispatcher = Dispatcher(self, ACTIONS)
+        self.round_done = asyncio.Condition()
+        self.rounds_completed = 0
         self._signals = 0
+        self._inventory: Inventory | None = None
+        self._devices: DeviceManager | None = None
+
+    @property
+    def inventory(self) -> Inventory:
+        """The device inventory (available once started)."""
+        assert self._inventory is not None, "the gateway is not started"
+        return self._inventory
+
+    @property
+    def devices(self) -> DeviceManager:
+        """The device sessions (available once started)."""
+        assert self._devices is not None, "the gateway is not started"
+        return self._devices
 
     def request_stop(self) -> None:
         """Ask for a graceful stop (what SIGTERM does); a second request forces exit."""
@@ -83,7 +112,83 @@ class Gateway:
             )
         else:
             _LOGGER.info("no [cloud] section: standalone mode, devices keep local ids")
+        self._inventory = Inventory(self.store, self.clock)
+        registrar = Registrar(
+            self.store,
+            self._inventory,
+            Outbox(self.store, self.clock),
+            self.cloud,
+            self._cloud_target(),
+            self._password_for,
+        )
+        finder = DeviceFinder(self.config.discovery, self.config.cameras)
+        self._devices = DeviceManager(self.config, finder, inventory=self._inventory, registrar=registrar)
+        stack.push_async_callback(self._devices.close)
         await self._start_api(stack)
+        if self.config.relay is not None and self.config.cloud is not None:
+            self.relay = RelayLink(
+                self.config.relay.url,
+                self.config.gateway.gateway_id,
+                Tc3Signer(self.config.cloud.secret_id, self.config.cloud.secret_key),
+                self.dispatcher.handle,
+                max_backoff=self.config.relay.max_backoff,
+                clock=self.clock,
+            )
+            await self._own_task(stack, self.relay.run(), "relay")
+        await self._own_task(stack, self._discovery_loop(), "discovery")
+
+    def _cloud_target(self) -> CloudTarget | None:
+        cloud = self.config.cloud
+        if cloud is None:
+            return None
+        return CloudTarget(self.config.gateway.gateway_id, cloud.organization_id, cloud.cluster_id)
+
+    def _password_for(self, identity: str) -> str:
+        return self._devices.password_for(identity) if self._devices else ""
+
+    async def _own_task(self, stack: AsyncExitStack, coroutine: Any, name: str) -> None:
+        """Start a background task that is cancelled and awaited at shutdown (in reverse order)."""
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            _LOGGER.info("%s stopped", name)
+
+        stack.push_async_callback(stop)
+
+    async def _discovery_loop(self) -> None:
+        """A discovery round at start, then every ``discovery.interval``.
+
+        A round that left cloud work pending (cloud unreachable, relay not yet connected) is
+        followed sooner, with a doubling delay capped at the interval. A failed round is logged.
+        """
+        if self.relay is not None:
+            # Channel ids are learnt through the relay: give it a moment before the first round.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.relay.connected.wait(), RELAY_GRACE_SECONDS)
+        retry = PENDING_RETRY_SECONDS
+        while True:
+            pending = False
+            try:
+                outcomes = await self.devices.run_round()
+                pending = any(outcome.pending for outcome in outcomes)
+            except Exception:  # noqa: BLE001 - one bad round must not end discovery
+                _LOGGER.exception("discovery round failed")
+            self.rounds_completed += 1
+            async with self.round_done:
+                self.round_done.notify_all()
+            if pending:
+                delay, retry = min(retry, self.config.discovery.interval), retry * 2
+            else:
+                delay, retry = self.config.discovery.interval, PENDING_RETRY_SECONDS
+            await asyncio.sleep(delay)
+
+    async def wait_for_rounds(self, count: int) -> None:
+        """Wait until ``count`` discovery rounds have completed since start."""
+        async with self.round_done:
+            await self.round_done.wait_for(lambda: self.rounds_completed >= count)
 
     async def _start_api(self, stack: AsyncExitStack) -> None:
         app = web.Application()

@@ -183,6 +183,21 @@ class Inventory:
 
         return await self._store.run(read)
 
+    async def find_device(self, device_id: str) -> DeviceRecord | None:
+        """The device whose cloud DeviceId, or local id, is ``device_id``."""
+        for record in await self.all():
+            if device_id in (record.cloud_device_id, record.device_id):
+                return record
+        return None
+
+    async def find_channel(self, channel_id: str) -> tuple[DeviceRecord, ChannelRecord] | None:
+        """The device and channel whose cloud ChannelId, or local id, is ``channel_id``."""
+        for record in await self.all():
+            for channel in record.channels:
+                if channel_id in (channel.cloud_channel_id, channel.channel_id):
+                    return record, channel
+        return None
+
     @staticmethod
     def set_cloud_device_id(connection: sqlite3.Connection, identity: str, device_id: str) -> None:
         """Record the cloud's DeviceId (inside the caller's transaction)."""

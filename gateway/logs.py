@@ -39,7 +39,8 @@ def configure_logging(level: str = "info", *, with_time: bool | None = None) -> 
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Third-party libraries are chatty at INFO/DEBUG about things a technician can't act on.
-    for noisy in ("zeep", "urllib3", "httpx", "apscheduler", "aiohttp.access"):
+    # wsdiscovery logs under the bare names "daemon", "threading" and "util".
+    for noisy in ("zeep", "urllib3", "httpx", "apscheduler", "aiohttp.access", "daemon", "threading", "util"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

@@ -176,6 +176,44 @@ class Registrar:
         await self._outbox.mark_done(entry.id)
         _LOGGER.info("device address updated", extra={"device": record.identity, "host": record.host})
 
+    async def sync_channels(self, record: DeviceRecord) -> DeviceRecord:
+        """Learn the cloud's ChannelIds for a registered device's channels.
+
+        RefreshDeviceChannel makes the platform ask this gateway (over the relay) for the
+        device's channels; DescribeDeviceChannel then lists them with their ChannelIds, matched
+        to ours by ChannelCode (the video source token). Nothing is called when every live
+        channel already has its id, so steady state costs no cloud calls.
+        """
+        if self._cloud is None or record.cloud_device_id is None:
+            return record
+        if all(c.cloud_channel_id for c in record.channels if c.state != "removed"):
+            return record
+        device_id = record.cloud_device_id
+        try:
+            await self._cloud.call("RefreshDeviceChannel", {"DeviceId": device_id})
+            listed = await self._cloud.call("DescribeDeviceChannel", {"DeviceId": device_id})
+        except IssTransportError as err:
+            raise RegistrationPending(str(err)) from err
+        except IssError as err:
+            raise RegistrationPending(f"channels not synced yet: {err.code}") from err
+        ids = {str(c["ChannelCode"]): str(c["ChannelId"]) for c in listed.get("Data") or [] if c.get("ChannelCode")}
+
+        def write(connection: sqlite3.Connection) -> None:
+            for channel in record.channels:
+                channel_id = ids.get(channel.source_token)
+                if channel_id and channel_id != channel.cloud_channel_id:
+                    Inventory.set_cloud_channel_id(connection, record.identity, channel.source_token, channel_id)
+
+        await self._store.transaction(write)
+        updated = await self._inventory.get(record.identity)
+        assert updated is not None
+        _LOGGER.info(
+            "channels synced: %d of %d have cloud ids",
+            sum(1 for c in updated.channels if c.cloud_channel_id), len(updated.channels),
+            extra={"device": record.identity, "device_id": device_id},
+        )
+        return updated
+
     async def _call_once(self, action: str, params: dict[str, Any], entry: OutboxEntry) -> dict[str, Any]:
         assert self._cloud is not None
         try:

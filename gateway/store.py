@@ -81,6 +81,35 @@ MIGRATIONS: Final[Sequence[str]] = (
         value TEXT NOT NULL
     );
     """,
+    # 2: the recording index (gateway/recordings.py): closed segments and recording gaps.
+    # Paths are relative to the recordings directory; times are POSIX seconds (UTC).
+    """
+    CREATE TABLE segments (
+        id         INTEGER PRIMARY KEY,
+        channel    TEXT NOT NULL,
+        start      REAL NOT NULL,
+        end        REAL NOT NULL CHECK (end >= start),
+        path       TEXT NOT NULL UNIQUE,
+        bytes      INTEGER NOT NULL CHECK (bytes >= 0),
+        codec      TEXT NOT NULL,
+        has_audio  INTEGER NOT NULL DEFAULT 0,
+        dropped    INTEGER NOT NULL DEFAULT 0,
+        state      TEXT NOT NULL DEFAULT 'complete' CHECK (state IN ('complete', 'recovered')),
+        protected  INTEGER NOT NULL DEFAULT 0,
+        pins       INTEGER NOT NULL DEFAULT 0 CHECK (pins >= 0),
+        indexed_at REAL NOT NULL
+    );
+    CREATE INDEX segments_by_start ON segments (channel, start);
+    CREATE INDEX segments_by_end ON segments (channel, end);
+    CREATE TABLE gaps (
+        id      INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL,
+        start   REAL NOT NULL,
+        end     REAL NOT NULL CHECK (end >= start),
+        reason  TEXT NOT NULL
+    );
+    CREATE INDEX gaps_by_start ON gaps (channel, start);
+    """,
 )
 
 

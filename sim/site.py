@@ -133,6 +133,7 @@ class SimulatedSite:
         app_max_delay: float = 0.0,
         password: str | None = None,
         clock_offset_s: float = 3600.0,
+        slow_delay_s: float = 3.0,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.host = host
@@ -152,6 +153,7 @@ class SimulatedSite:
         self.username = "admin"
         self.password = password or f"sim-{secrets.token_hex(4)}"
         self._clock_offset_s = clock_offset_s
+        self._slow_delay_s = slow_delay_s
         self.rtsp: RtspSource | None = None
         self.responder: WsDiscoveryResponder | None = None
         self._running: dict[str, _Running] = {}
@@ -315,6 +317,7 @@ class SimulatedSite:
             channels=tuple(channels),
             quirks=quirks,
             clock_offset_s=self._clock_offset_s,
+            slow_delay_s=self._slow_delay_s,
             location="sim-site",
         )
         await self._serve(name, description, host, quirks, None)

@@ -120,6 +120,7 @@ BAD_CONFIGS = [
         MINIMAL + "[discovery]\npassword = 'a'\npassword_file = 'b'\n", 5, "discovery.password", "not both", id="secret-twice"
     ),
     pytest.param(MINIMAL + "[discovery]\ninterfaces = ['a', 2]\n", 5, "discovery.interfaces[1]", "must be a string", id="list-item"),
+    pytest.param(MINIMAL + "[discovery]\ninterfaces = ['eth0']\n", 5, "discovery.interfaces[0]", "not an IPv4", id="interface"),
 ]
 
 
