@@ -20,6 +20,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="run the gateway daemon")
     check = commands.add_parser("check-config", help="validate a config file; exit 78 if it is invalid")
     check.add_argument("path", nargs="?", help="the file to check (default: the --config path)")
+    discover = commands.add_parser("discover", help="find and probe the site's cameras once, print what answered")
+    discover.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
@@ -48,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     loaded = _load_or_report(args.config)
     if isinstance(loaded, int):
         return loaded
+    if args.command == "discover":
+        configure_logging("warning")
+        from .technician import discover
+
+        print(asyncio.run(discover(loaded, as_json=args.json)))
+        return 0
     configure_logging(loaded.gateway.log_level)
     from .daemon import Gateway
 
