@@ -2,7 +2,8 @@
 
 The spec counts limits per action + region + sub-account: 20 requests/s for every action. The
 cloud's ListGatewayDevices is treated more conservatively (5/s) because reconcile pages through
-it. A token bucket per action spaces calls out instead of failing them.
+it. Calls of one action are spaced evenly (a token bucket that holds one token): the cloud may
+count any one-second window, and a bucket that saved up a burst would exceed it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 DEFAULT_RATE = 20.0
+SAFETY = 0.95  # stay a little under the limit: the cloud's window and our clock differ slightly
 ACTION_RATES: Mapping[str, float] = {"ListGatewayDevices": 5.0}
 
 
@@ -39,21 +41,19 @@ class ActionRateLimiter:
         self._buckets: dict[str, _Bucket] = {}
 
     def rate(self, action: str) -> float:
-        """Requests per second allowed for ``action``."""
-        return self._rates.get(action, self._default)
+        """Requests per second this client sends of ``action`` (the limit, less a margin)."""
+        return self._rates.get(action, self._default) * SAFETY
 
     async def acquire(self, action: str) -> None:
         """Take one token for ``action``, sleeping as long as the bucket needs to refill."""
         bucket = self._buckets.get(action)
         if bucket is None:
             rate = self.rate(action)
-            # Start with one token only: a burst of the full rate right after start-up is
-            # exactly what a restarted gateway should not send.
             bucket = self._buckets[action] = _Bucket(rate, 1.0, self._clock())
         async with bucket.lock:
             while True:
                 now = self._clock()
-                bucket.tokens = min(bucket.rate, bucket.tokens + (now - bucket.updated) * bucket.rate)
+                bucket.tokens = min(1.0, bucket.tokens + (now - bucket.updated) * bucket.rate)
                 bucket.updated = now
                 if bucket.tokens >= 1.0:
                     bucket.tokens -= 1.0
