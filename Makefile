@@ -10,7 +10,9 @@ APT_PACKAGES := python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-
 	gstreamer1.0-tools ffmpeg iproute2
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench deps clean
+PREFIX ?= /opt/ivc-gateway
+
+.PHONY: demo test bench deps clean install
 
 demo: deps
 	$(PY) -m sim.demo
@@ -41,6 +43,13 @@ $(VENV)/.stamp-installed: pyproject.toml .stamp-apt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
+
+# Install on a site box: the program in $(PREFIX), the systemd unit, user and folders.
+install: .stamp-apt
+	@test -x $(PREFIX)/bin/python || $(PYTHON) -m venv $(PREFIX)
+	$(PREFIX)/bin/python -m pip install -q --upgrade pip
+	$(PREFIX)/bin/python -m pip install -q .
+	$(PREFIX)/bin/ivc-gateway install-service --from .
 
 clean:
 	rm -rf $(VENV) .stamp-apt .pytest_cache build *.egg-info

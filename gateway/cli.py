@@ -22,6 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("path", nargs="?", help="the file to check (default: the --config path)")
     discover = commands.add_parser("discover", help="find and probe the site's cameras once, print what answered")
     discover.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    install = commands.add_parser("install-service", help="install the systemd unit, user and folders")
+    install.add_argument("--root", default="/", help="install into this tree instead of / (packaging, tests)")
+    install.add_argument("--from", dest="checkout", help="the source checkout holding systemd/ and config/")
     return parser
 
 
@@ -46,6 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(loaded, int):
             return loaded
         print(f"{loaded.path}: OK ({'standalone' if loaded.standalone else 'cloud'} mode, {len(loaded.cameras)} static cameras)")
+        return 0
+    if args.command == "install-service":
+        from pathlib import Path
+
+        from .service_install import CHECKOUT, current_executable, install
+
+        checkout = Path(args.checkout) if args.checkout else CHECKOUT
+        for line in install(Path(args.root), current_executable(), checkout):
+            print(line)
         return 0
     loaded = _load_or_report(args.config)
     if isinstance(loaded, int):

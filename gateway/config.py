@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 DEFAULT_CONFIG_PATH: Final = Path("/etc/ivc-gateway/gateway.toml")
 CONFIG_ENV: Final = "IVC_GATEWAY_CONFIG"
 EX_CONFIG: Final = 78
+CREDENTIAL_ID: Final = "ivc-gateway"  # LoadCredential=ivc-gateway:/etc/ivc-gateway/credentials
 REGIONS: Final = ("ap-beijing", "ap-chongqing", "ap-guangzhou", "ap-shanghai")
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -392,9 +393,11 @@ class _Loader:
                 return None
         credentials = self.environ.get("CREDENTIALS_DIRECTORY")
         if credentials:
-            candidate = Path(credentials) / f"{credential_prefix}.{name}"
-            if candidate.is_file():
-                return candidate.read_text(encoding="utf-8").strip()
+            # systemd names credentials loaded from a directory "<ID>_<file name>".
+            for credential in (f"{credential_prefix}.{name}", f"{CREDENTIAL_ID}_{credential_prefix}.{name}"):
+                candidate = Path(credentials) / credential
+                if candidate.is_file():
+                    return candidate.read_text(encoding="utf-8").strip()
         return None
 
     def _convert(self, key_path: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any:

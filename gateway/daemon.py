@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -31,11 +32,14 @@ from .iss.signing import Tc3Signer
 from .outbox import Outbox
 from .registration import CloudTarget, Registrar
 from .relay import RelayLink
+from .sdnotify import SystemdNotifier
 from .store import StateStore
 
 _LOGGER = logging.getLogger(__name__)
 
 RELAY_GRACE_SECONDS: Final = 5.0
+DEBUG_HOOKS_ENV: Final = "IVC_GATEWAY_DEBUG_HOOKS"
+DEBUG_BLOCK_SECONDS: Final = 10.0
 PENDING_RETRY_SECONDS: Final = 2.0
 STORE_KEY: Final = web.AppKey("store", StateStore)
 CONFIG_KEY: Final = web.AppKey("config", Config)
@@ -53,6 +57,7 @@ class Gateway:
         self.cloud: IssClient | None = None
         self.api_port: int | None = None
         self.relay: RelayLink | None = None
+        self.notifier = SystemdNotifier()
         self.dispatcher = Dispatcher(self, ACTIONS)
         self.round_done = asyncio.Condition()
         self.rounds_completed = 0
@@ -86,17 +91,31 @@ class Gateway:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.request_stop)
+        if os.environ.get(DEBUG_HOOKS_ENV) == "1":
+            loop.add_signal_handler(signal.SIGUSR2, self._debug_block_loop)
         try:
             async with AsyncExitStack() as stack:
+                stack.callback(self.notifier.close)
                 await self._startup(stack)
                 self.ready.set()
+                self.notifier.notify(READY=1, STATUS="started, discovering devices")
+                await self._own_task(stack, self.notifier.watchdog(), "watchdog")
                 _LOGGER.info("gateway %s ready", self.config.gateway.name, extra={"version": __version__})
                 await self.stop_requested.wait()
+                self.notifier.notify(STOPPING=1, STATUS="shutting down")
                 _LOGGER.info("shutting down")
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
                 loop.remove_signal_handler(signum)
         _LOGGER.info("gateway stopped")
+
+    def _debug_block_loop(self) -> None:
+        """Test hook (``IVC_GATEWAY_DEBUG_HOOKS=1``, SIGUSR2): block the event loop on purpose.
+
+        Proves the watchdog: while the loop is stuck no WATCHDOG=1 is sent, so systemd restarts us.
+        """
+        _LOGGER.warning("debug hook: blocking the event loop for %.0f s", DEBUG_BLOCK_SECONDS)
+        time.sleep(DEBUG_BLOCK_SECONDS)
 
     async def _startup(self, stack: AsyncExitStack) -> None:
         self.store = await stack.enter_async_context(StateStore(self.config.gateway.state_dir))
@@ -177,6 +196,7 @@ class Gateway:
             except Exception:  # noqa: BLE001 - one bad round must not end discovery
                 _LOGGER.exception("discovery round failed")
             self.rounds_completed += 1
+            await self._report_status()
             async with self.round_done:
                 self.round_done.notify_all()
             if pending:
@@ -184,6 +204,16 @@ class Gateway:
             else:
                 delay, retry = self.config.discovery.interval, PENDING_RETRY_SECONDS
             await asyncio.sleep(delay)
+
+    async def _report_status(self) -> None:
+        """One STATUS= line for ``systemctl status``: devices and channels, online of total."""
+        records = await self.inventory.all()
+        online = sum(1 for record in records if record.state == "online")
+        channels = [c for record in records for c in record.channels if c.state != "removed"]
+        self.notifier.notify(
+            STATUS=f"{online}/{len(records)} devices online, {len(channels)} channels, "
+            f"{self.rounds_completed} discovery rounds"
+        )
 
     async def wait_for_rounds(self, count: int) -> None:
         """Wait until ``count`` discovery rounds have completed since start."""

@@ -166,7 +166,7 @@ def test_secret_from_systemd_credentials(tmp_path: Path) -> None:
     credentials = tmp_path / "creds"
     credentials.mkdir()
     (credentials / "cloud.secret_key").write_text("from-systemd\n")
-    (credentials / "camera.door.password").write_text("door-pass")
+    (credentials / "ivc-gateway_camera.door.password").write_text("door-pass")  # loaded from a directory
     text = MINIMAL.replace('"t"', '"t"\ngateway_id = "gw"') + (
         "[cloud]\nsecret_id = 'a'\ncluster_id = 'c'\norganization_id = '1'\n[[camera]]\nhost = '10.0.0.2'\nname = 'door'\n"
     )
