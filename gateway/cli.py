@@ -22,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("path", nargs="?", help="the file to check (default: the --config path)")
     discover = commands.add_parser("discover", help="find and probe the site's cameras once, print what answered")
     discover.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    commands.add_parser("doctor", help="check clock, disk, cloud and cameras; say how to fix what fails")
     install = commands.add_parser("install-service", help="install the systemd unit, user and folders")
     install.add_argument("--root", default="/", help="install into this tree instead of / (packaging, tests)")
     install.add_argument("--from", dest="checkout", help="the source checkout holding systemd/ and config/")
@@ -62,6 +63,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     loaded = _load_or_report(args.config)
     if isinstance(loaded, int):
         return loaded
+    if args.command == "doctor":
+        configure_logging("error")
+        from .doctor import Verdict, run_checks
+
+        results = asyncio.run(run_checks(loaded))
+        for result in results:
+            print(result.render())
+        failed = sum(1 for result in results if result.verdict is Verdict.FAIL)
+        print(f"{len(results)} checks, {failed} failed")
+        return 1 if failed else 0
     if args.command == "discover":
         configure_logging("warning")
         from .technician import discover
