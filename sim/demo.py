@@ -1,23 +1,39 @@
-"""``make demo``: the gateway's flow against a simulated cloud, narrated step by step.
+"""``make demo``: the whole flow on a simulated site, narrated step by step.
 
-Everything runs on loopback in a temporary directory and is torn down at the end.
+A cloud emulator and a simulated site (cameras, an NVR, RTSP streams, WS-Discovery) start on
+loopback; the real ``ivc-gateway`` daemon runs as its own process against them; the official
+Tencent SDK, pointed at the emulator, sees the site appear and drives it. Everything lives in a
+temporary directory and is torn down at the end. ``--keep DIR`` keeps the files (the daemon's
+log is ``DIR/gateway.log``).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import logging
 import secrets
+import shutil
+import signal
 import sys
 import tempfile
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from gateway.iss import IssError, Tc3Signer
-from gateway.iss.client import IssClient
-from sim.cloud import CloudEmulator
+from tencentcloud.common import credential
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.iss.v20230517 import iss_client
+
+from sim.cloud import CloudEmulator, seeds
+from sim.site import SimulatedSite
 
 REGION = "ap-guangzhou"
+T = TypeVar("T")
 
 
 def say(step: str, detail: Any = "") -> None:
@@ -25,54 +41,144 @@ def say(step: str, detail: Any = "") -> None:
     print(f"==> {step}" + (f": {detail}" if detail != "" else ""), flush=True)
 
 
+class Sdk:
+    """The official SDK client; every call runs in a thread so the emulator keeps serving."""
+
+    def __init__(self, endpoint: str, secret_id: str, secret_key: str) -> None:
+        profile = ClientProfile(httpProfile=HttpProfile(protocol="http", endpoint=endpoint, reqTimeout=30))
+        self._client = iss_client.IssClient(credential.Credential(secret_id, secret_key), REGION, profile)
+
+    async def call(self, action: str, **params: Any) -> dict[str, Any]:
+        """Call ``action`` with JSON params; return ``Response``."""
+        answer = await asyncio.to_thread(self._client.call_json, action, params)
+        return dict(answer["Response"])
+
+
+async def until(what: str, probe: Callable[[], Awaitable[T | None]], timeout: float = 90) -> T:
+    """Ask ``probe`` every half second until it returns something; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        await asyncio.sleep(0.5)
+
+
+def gateway_config(workdir: Path, cloud: CloudEmulator, site: SimulatedSite, keys: dict[str, str]) -> Path:
+    """A config file in which every secret lives in a file next to it, as on a real box."""
+    secrets_dir = workdir / "secrets"
+    secrets_dir.mkdir(mode=0o700)
+    for name in ("cloud.secret_key", "api.secret_key", "onvif.password"):
+        (secrets_dir / name).write_text(keys[name] + "\n", encoding="utf-8")
+    path = workdir / "gateway.toml"
+    path.write_text(
+        f"""[gateway]
+name = "demo-site"
+gateway_id = "{seeds.GATEWAY_ID}"
+state_dir = "{workdir / 'gateway-state'}"
+[cloud]
+secret_id = "{keys['cloud.secret_id']}"
+secret_key_file = "secrets/cloud.secret_key"
+cluster_id = "{seeds.GUANGZHOU_CLUSTER_ID}"
+organization_id = "{seeds.SITE_ORGANIZATION_ID}"
+endpoint = "http://{cloud.endpoint}"
+[api]
+listen = "127.0.0.1:0"
+secret_id = "demo-local"
+secret_key_file = "secrets/api.secret_key"
+[relay]
+url = "ws://{cloud.endpoint}/relay"
+max_backoff = "2s"
+[discovery]
+multicast = false
+unicast_hosts = ["{site.network}"]
+username = "admin"
+password_file = "secrets/onvif.password"
+""",
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
+    return path
+
+
 async def demo(workdir: Path) -> None:
     """Run the flow; raise on anything unexpected."""
-    secret_id, secret_key = "AKIDdemo", secrets.token_hex(16)
-    async with CloudEmulator(workdir / "cloud", secret_id, secret_key) as cloud:
-        say("cloud emulator listening", cloud.endpoint)
-        async with IssClient(f"http://{cloud.endpoint}", Tc3Signer(secret_id, secret_key), region=REGION) as client:
-            organizations = (await client.call("DescribeOrganization"))["Data"]
-            organization = organizations[-1]
-            say("organization", f"{organization['Name']} ({organization['OrganizationId']})")
-            cluster = (await client.call("DescribeDeviceRegion"))["Data"][0]
-            say("service node", f"{cluster['Label']} ({cluster['Value']})")
-            gateway = (await client.call("ListGateways", {"PageNumber": 1, "PageSize": 10}))["Data"]["List"][0]
-            say("gateway", f"{gateway['Name']} ({gateway['GatewayId']})")
-            added = await client.call(
-                "AddUserDevice",
-                {
-                    "Name": "front door",
-                    "AccessProtocol": 3,
-                    "Type": 1,
-                    "OrganizationId": organization["OrganizationId"],
-                    "ClusterId": cluster["Value"],
-                    "GatewayId": gateway["GatewayId"],
-                    "ProtocolType": 4,
-                    "Ip": "127.0.0.11",
-                    "Port": 80,
-                    "Username": "admin",
-                    "Password": "demo-password",
-                },
-                retry=False,
-            )
-            say("AddUserDevice", f"DeviceId {added['Data']['DeviceId']}")
-            listed = await client.call("ListGatewayDevices", {"GatewayId": gateway["GatewayId"], "PageNumber": 1, "PageSize": 20})
-            for device in listed["Data"]["List"]:
-                say("ListGatewayDevices", f"{device['Name']} at {device['Ip']}:{device['Port']} ({device['DeviceId']})")
-            try:
-                await client.call("AddUserDevice", {"Name": "bad", "AccessProtocol": 3, "Type": 1,
-                                                    "OrganizationId": organization["OrganizationId"],
-                                                    "ClusterId": cluster["Value"], "GatewayId": gateway["GatewayId"],
-                                                    "ProtocolType": 4, "Ip": "999.1.1.1", "Port": 80,
-                                                    "Username": "admin", "Password": "x"}, retry=False)
-            except IssError as err:
-                say("a bad request is refused with the documented code", err.code)
+    keys = {
+        "cloud.secret_id": "AKIDdemo" + secrets.token_hex(4),
+        "cloud.secret_key": secrets.token_hex(16),
+        "api.secret_key": secrets.token_hex(16),
+    }
+    async with (
+        CloudEmulator(workdir / "cloud", keys["cloud.secret_id"], keys["cloud.secret_key"]) as cloud,
+        SimulatedSite(state_dir=workdir / "site", cameras=2, nvrs=1, nvr_channels=2, width=640, height=360,
+                      host="127.0.99.0") as site,
+    ):
+        keys["onvif.password"] = site.password
+        say("cloud emulator", f"http://{cloud.endpoint} (relay ws://{cloud.endpoint}/relay)")
+        for device in site.devices:
+            say(f"simulated {device.kind.value}", f"{device.name} at {device.host}:{device.port}, "
+                f"{len(device.channels)} channel(s), MAC {device.mac}")
+        sdk = Sdk(cloud.endpoint, keys["cloud.secret_id"], keys["cloud.secret_key"])
+        config = gateway_config(workdir, cloud, site, keys)
+        log = (workdir / "gateway.log").open("wb")
+        daemon = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "--config", str(config), "run", stderr=log
+        )
+        say("gateway daemon started", f"pid {daemon.pid}, log {workdir / 'gateway.log'}")
+        try:
+            await flow(sdk, site)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(daemon.wait(), 60)
+            log.close()
+            say("gateway daemon stopped", f"exit code {code}")
     say("done")
 
 
-def main() -> int:
+async def flow(sdk: Sdk, site: SimulatedSite) -> None:
+    """What a user of the cloud sees once the gateway runs."""
+
+    async def registered() -> list[dict[str, Any]] | None:
+        data = (await sdk.call("ListGatewayDevices", GatewayId=seeds.GATEWAY_ID, PageNumber=1, PageSize=100))["Data"]
+        devices = data["List"] or []
+        return devices if len(devices) == len(site.devices) else None
+
+    devices = await until("the gateway to register every device", registered)
+    for device in sorted(devices, key=lambda d: d["Ip"]):
+        say("registered in the cloud", f"{device['Name']} {device['Ip']}:{device['Port']} DeviceId {device['DeviceId']}")
+
+    channels: list[dict[str, Any]] = []
+    for device in devices:
+        async def listed(device_id: str = device["DeviceId"], wanted: int = 0) -> list[dict[str, Any]] | None:
+            data = (await sdk.call("DescribeDeviceChannel", DeviceId=device_id))["Data"] or []
+            return data if data and all(c.get("ChannelCode") for c in data) else None
+
+        channels += await until(f"channels of {device['Name']}", listed)
+    for channel in channels:
+        say("channel", f"{channel['Name']} ChannelId {channel['ChannelId']} PTZ {'yes' if channel['PTZType'] else 'no'}")
+    try:
+        await sdk.call("AddUserDevice", Name="bad", AccessProtocol=3, Type=1, OrganizationId=seeds.SITE_ORGANIZATION_ID,
+                       ClusterId=seeds.GUANGZHOU_CLUSTER_ID, GatewayId=seeds.GATEWAY_ID, ProtocolType=4,
+                       Ip="999.1.1.1", Port=80, Username="admin", Password="x")
+    except TencentCloudSDKException as err:
+        say("a bad request is refused with the documented code", err.get_code())
+
+
+def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m sim.demo``."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m sim.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", type=Path, help="keep the demo's files in this directory")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger("sim").setLevel(logging.WARNING)
+    if args.keep:
+        if args.keep.exists():
+            shutil.rmtree(args.keep)
+        args.keep.mkdir(parents=True)
+        asyncio.run(demo(args.keep))
+        return 0
     with tempfile.TemporaryDirectory(prefix="ivc-demo-") as workdir:
         asyncio.run(demo(Path(workdir)))
     return 0
