@@ -164,6 +164,9 @@ class ReconcileSection:
 
     interval: Duration = _field(Duration(60), help="time between reconcile rounds", min=5, max=86400)
     offline_after: int = _field(3, help="missed health checks before a channel is offline", min=1, max=100)
+    check_interval: Duration = _field(
+        Duration(10), help="time between health checks of every device and channel", min=1, max=3600
+    )
     on_cloud_delete: str = _field(
         "reregister", help="a device deleted in the cloud is", choices=("reregister", "leave")
     )
@@ -175,6 +178,21 @@ class PtzSection:
 
     step_seconds: Duration = _field(Duration(0.5), help="how long one PTZ command moves", min=0.05, max=10)
     command_timeout: Duration = _field(Duration(5), help="device answer deadline", min=0.5, max=60)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotSection:
+    """Snapshots taken for ControlDeviceSnapshot and served to ListDeviceSnapshots links."""
+
+    max_per_channel: int = _field(
+        1000, help="images kept per channel; the oldest go first beyond it", min=1, max=100000
+    )
+    link_lifetime: Duration = _field(
+        Duration(3600), help="how long a snapshot download/preview link works", min=60, max=7 * 86400
+    )
+    rtsp_timeout: Duration = _field(
+        Duration(10), help="longest wait for a keyframe when the camera has no snapshot", min=1, max=60
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +209,7 @@ class Config:
     recording: RecordingSection
     reconcile: ReconcileSection
     ptz: PtzSection
+    snapshot: SnapshotSection
     warnings: tuple[str, ...] = ()
 
     @property
@@ -215,6 +234,7 @@ _SECTIONS: Final[dict[str, tuple[type, bool, bool]]] = {
     "recording": (RecordingSection, False, False),
     "reconcile": (ReconcileSection, False, False),
     "ptz": (PtzSection, False, False),
+    "snapshot": (SnapshotSection, False, False),
 }
 
 
@@ -318,6 +338,7 @@ class _Loader:
             recording=built["recording"],
             reconcile=built["reconcile"],
             ptz=built["ptz"],
+            snapshot=built["snapshot"],
             warnings=tuple(self.warnings),
         )
 

@@ -18,22 +18,27 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any, Final
 
-from aiohttp import web
-
 from bridges.onvif.discovery import DeviceFinder
+from bridges.onvif.models import DeviceAddress
 
 from . import __version__
-from .config import Config, parse_listen
+from .api import LocalApi
+from .config import Config
 from .devices import DeviceManager
 from .dispatch import ACTIONS, Dispatcher
 from .inventory import Inventory
 from .iss.client import IssClient
 from .iss.signing import Tc3Signer
+from .metrics import GatewayMetrics, add_metrics_route
 from .outbox import Outbox
+from .presets import PresetBook, PresetControl
+from .ptz import PtzController
 from .registration import CloudTarget, Registrar
 from .relay import RelayLink
 from .sdnotify import SystemdNotifier
+from .snapshots import SNAPSHOT_DIRECTORY, SnapshotArchive, SnapshotService
 from .store import StateStore
+from .supervisor import SiteSupervisor
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -41,8 +46,6 @@ RELAY_GRACE_SECONDS: Final = 5.0
 DEBUG_HOOKS_ENV: Final = "IVC_GATEWAY_DEBUG_HOOKS"
 DEBUG_BLOCK_SECONDS: Final = 10.0
 PENDING_RETRY_SECONDS: Final = 2.0
-STORE_KEY: Final = web.AppKey("store", StateStore)
-CONFIG_KEY: Final = web.AppKey("config", Config)
 
 
 class Gateway:
@@ -64,6 +67,14 @@ class Gateway:
         self._signals = 0
         self._inventory: Inventory | None = None
         self._devices: DeviceManager | None = None
+        self._ptz: PtzController | None = None
+        self._presets: PresetControl | None = None
+        self._snapshots: SnapshotService | None = None
+        self._local_api: LocalApi | None = None
+        # Health checks, reconcile, queued cloud writes (gateway/supervisor.py).
+        self.metrics = GatewayMetrics()
+        self.supervisor: SiteSupervisor | None = None
+        self.discovery_wanted = asyncio.Event()
 
     @property
     def inventory(self) -> Inventory:
@@ -76,6 +87,30 @@ class Gateway:
         """The device sessions (available once started)."""
         assert self._devices is not None, "the gateway is not started"
         return self._devices
+
+    @property
+    def ptz(self) -> PtzController:
+        """The PTZ step controller (available once started)."""
+        assert self._ptz is not None, "the gateway is not started"
+        return self._ptz
+
+    @property
+    def presets(self) -> PresetControl:
+        """Preset commands and the index map (available once started)."""
+        assert self._presets is not None, "the gateway is not started"
+        return self._presets
+
+    @property
+    def snapshots(self) -> SnapshotService:
+        """Snapshot taking and storage (available once started)."""
+        assert self._snapshots is not None, "the gateway is not started"
+        return self._snapshots
+
+    @property
+    def local_api(self) -> LocalApi:
+        """The local API listener (available once started)."""
+        assert self._local_api is not None, "the gateway is not started"
+        return self._local_api
 
     def request_stop(self) -> None:
         """Ask for a graceful stop (what SIGTERM does); a second request forces exit."""
@@ -127,15 +162,17 @@ class Gateway:
                     Tc3Signer(cloud.secret_id, cloud.secret_key),
                     region=cloud.region,
                     timeout=cloud.timeout,
+                    observer=self.metrics.observe_cloud_call,
                 )
             )
         else:
             _LOGGER.info("no [cloud] section: standalone mode, devices keep local ids")
         self._inventory = Inventory(self.store, self.clock)
+        outbox = Outbox(self.store, self.clock)
         registrar = Registrar(
             self.store,
             self._inventory,
-            Outbox(self.store, self.clock),
+            outbox,
             self.cloud,
             self._cloud_target(),
             self._password_for,
@@ -143,6 +180,7 @@ class Gateway:
         finder = DeviceFinder(self.config.discovery, self.config.cameras)
         self._devices = DeviceManager(self.config, finder, inventory=self._inventory, registrar=registrar)
         stack.push_async_callback(self._devices.close)
+        await self._start_device_control(stack)
         await self._start_api(stack)
         if self.config.relay is not None and self.config.cloud is not None:
             self.relay = RelayLink(
@@ -154,7 +192,31 @@ class Gateway:
                 clock=self.clock,
             )
             await self._own_task(stack, self.relay.run(), "relay")
+        self.supervisor = await stack.enter_async_context(self._site_supervisor(registrar, outbox))
         await self._own_task(stack, self._discovery_loop(), "discovery")
+
+    def _site_supervisor(self, registrar: Registrar, outbox: Outbox) -> SiteSupervisor:
+        """Health checks, reconcile cycles, the outbox drainer and DeviceState events."""
+        assert self.store is not None
+        devices = self.devices
+
+        def session_address(identity: str) -> DeviceAddress | None:
+            session = devices.session(identity)
+            return session.address if session is not None else None
+
+        return SiteSupervisor(
+            config=self.config,
+            store=self.store,
+            inventory=self.inventory,
+            outbox=outbox,
+            metrics=self.metrics,
+            registrar=registrar if self.cloud is not None else None,
+            cloud=self.cloud,
+            relay=self.relay,
+            session_address=session_address,
+            password_for=self._password_for,
+            request_discovery=self.discovery_wanted.set,
+        )
 
     def _cloud_target(self) -> CloudTarget | None:
         cloud = self.config.cloud
@@ -203,7 +265,10 @@ class Gateway:
                 delay, retry = min(retry, self.config.discovery.interval), retry * 2
             else:
                 delay, retry = self.config.discovery.interval, PENDING_RETRY_SECONDS
-            await asyncio.sleep(delay)
+            # A device that went offline may have moved: health checks ask for a round sooner.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.discovery_wanted.wait(), delay)
+            self.discovery_wanted.clear()
 
     async def _report_status(self) -> None:
         """One STATUS= line for ``systemctl status``: devices and channels, online of total."""
@@ -220,26 +285,39 @@ class Gateway:
         async with self.round_done:
             await self.round_done.wait_for(lambda: self.rounds_completed >= count)
 
-    async def _start_api(self, stack: AsyncExitStack) -> None:
-        app = web.Application()
-        app[CONFIG_KEY] = self.config
+    async def _start_device_control(self, stack: AsyncExitStack) -> None:
+        """PTZ steps, presets and snapshots; closed after the API stops and before the sessions
+        close, so a step still running is stopped on a live session."""
         assert self.store is not None
-        app[STORE_KEY] = self.store
-        app.router.add_get("/healthz", _healthz)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        host, port = parse_listen(self.config.api.listen)
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        server = site._server  # noqa: SLF001 - aiohttp exposes the bound port only here
-        sockets = getattr(server, "sockets", None) or []
-        self.api_port = sockets[0].getsockname()[1] if sockets else port
-        _LOGGER.info("local API listening", extra={"listen": f"{host}:{self.api_port}"})
+        self._ptz = PtzController(
+            step_seconds=self.config.ptz.step_seconds, command_timeout=self.config.ptz.command_timeout
+        )
+        stack.push_async_callback(self._ptz.close)
+        self._presets = PresetControl(PresetBook(self.store, self.clock))
+        archive = SnapshotArchive(
+            self.store, self.config.gateway.state_dir / SNAPSHOT_DIRECTORY, self.config.snapshot.max_per_channel
+        )
+        self._snapshots = await stack.enter_async_context(
+            SnapshotService(
+                archive,
+                command_timeout=self.config.ptz.command_timeout,
+                rtsp_timeout=self.config.snapshot.rtsp_timeout,
+                clock=self.clock,
+            )
+        )
 
-
-async def _healthz(request: web.Request) -> web.Response:
-    """Liveness: the loop answers and the database is reachable."""
-    store = request.app[STORE_KEY]
-    version = await store.schema_version()
-    return web.json_response({"status": "ok", "version": __version__, "schema": version})
+    async def _start_api(self, stack: AsyncExitStack) -> None:
+        """The local API (gateway/api.py, also /healthz); it stops first at shutdown."""
+        assert self.store is not None
+        self._local_api = LocalApi(
+            self.config.api,
+            store=self.store,
+            handle=self.dispatcher.handle,
+            archive=self.snapshots.archive,
+            link_lifetime=self.config.snapshot.link_lifetime,
+            clock=self.clock,
+            extra_routes=(lambda app: add_metrics_route(app, self.metrics),),
+        )
+        await self._local_api.start()
+        stack.push_async_callback(self._local_api.close)
+        self.api_port = self._local_api.port

@@ -10,10 +10,14 @@ raises :class:`IssError` for its own refusals and lets bridge errors through, wh
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
+from zoneinfo import ZoneInfo
 
 from bridges.errors import (
     DeviceAuthFailed,
@@ -25,10 +29,25 @@ from bridges.errors import (
     DeviceUnreachable,
     DeviceUnsupported,
 )
+from bridges.onvif.session import CameraSession
 
+from .inventory import ChannelRecord
 from .iss.envelope import failure, success
 from .iss.errors import IssError
-from .iss.schema import Schema, string, validate
+from .iss.schema import Schema, integer, string, validate
+from .monitor import GATEWAY_QUERY, describe_gateway_monitor, describe_gateway_version
+from .presets import MAX_INDEX, MIN_INDEX, PRESET_COMMANDS
+from .ptz import MAX_SPEED, PTZ_COMMANDS
+from .snapshots import (
+    DEFAULT_EXPIRE_DAYS,
+    DEFAULT_PAGE_SIZE,
+    EXPIRE_DAYS,
+    SnapshotRequest,
+    channel_key,
+    page_bounds,
+    snapshot_window,
+    with_credentials,
+)
 
 if TYPE_CHECKING:
     from .daemon import Gateway
@@ -47,6 +66,10 @@ BRIDGE_ERROR_CODES: Final[Mapping[type[DeviceError], str]] = {
     DeviceUnsupported: "UnsupportedOperation",
 }
 """Each bridge error type → one iss code; an action may name its own code for "unsupported"."""
+
+CURRENT_REQUEST_ID: Final[contextvars.ContextVar[str]] = contextvars.ContextVar("iss_request_id", default="")
+"""The RequestId of the command being executed, for handlers that record it (snapshot SessionId).
+Set by :meth:`Dispatcher.handle` in the command's own context, so concurrent commands each see theirs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +105,15 @@ class Dispatcher:
 
     async def handle(self, action_name: str, params: Any, request_id: str) -> dict[str, Any]:
         """Run one action and return the iss ``Response`` object (success or ``Error``)."""
+        token = CURRENT_REQUEST_ID.set(request_id)
         try:
-            result = await self._execute(action_name, params)
+            envelope = success(await self._execute(action_name, params), request_id)
         except IssError as err:
-            return failure(err, request_id)["Response"]
-        return success(result, request_id)["Response"]
+            envelope = failure(err, request_id)
+        finally:
+            CURRENT_REQUEST_ID.reset(token)
+        response: dict[str, Any] = envelope["Response"]
+        return response
 
     async def _execute(self, action_name: str, params: Any) -> dict[str, Any] | None:
         action = self._table.get(action_name)
@@ -135,7 +162,145 @@ async def refresh_device_channel(gateway: Gateway, params: dict[str, Any]) -> di
     }
 
 
+# --- device control (ptz.py, presets.py, snapshots.py hold the logic) ---------------------------
+
+INVALID_CHANNEL_ID: Final = "InvalidParameterValue.InvalidChannelId"
+UNSUPPORTED_PTZ: Final = "InvalidParameterValue.UnSupportedPTZCMD"
+UNSUPPORTED_PRESET: Final = "InvalidParameterValue.UnSupportedPresetCMD"
+
+_ENTITY_ID: Final = re.compile(r"[0-9A-Za-z]+(?:-[0-9A-Za-z]+){4}")
+_CHANNEL_ID = string(required=True, empty=INVALID_CHANNEL_ID)
+CONTROL_DEVICE_PTZ: Final[Schema] = {
+    "ChannelId": _CHANNEL_ID,
+    "Type": string(required=True, choices=PTZ_COMMANDS, invalid=UNSUPPORTED_PTZ),
+    "Speed": integer(required=True, minimum=1, maximum=MAX_SPEED),
+}
+CONTROL_DEVICE_PRESET: Final[Schema] = {
+    "ChannelId": _CHANNEL_ID,
+    "Cmd": string(required=True, choices=PRESET_COMMANDS, invalid=UNSUPPORTED_PRESET),
+    "Index": integer(required=True, minimum=MIN_INDEX, maximum=MAX_INDEX),
+}
+DESCRIBE_DEVICE_PRESET: Final[Schema] = {"ChannelId": _CHANNEL_ID}
+CONTROL_DEVICE_SNAPSHOT: Final[Schema] = {
+    "ChannelId": _CHANNEL_ID,
+    "SnapNum": integer(required=True, minimum=1, maximum=10),
+    "Interval": integer(required=True, minimum=1, maximum=1800),
+    "Expire": integer(choices=EXPIRE_DAYS),
+}
+LIST_DEVICE_SNAPSHOTS: Final[Schema] = {
+    "ChannelId": _CHANNEL_ID,
+    "DeviceId": string(),
+    "Start": integer(minimum=0),
+    "End": integer(minimum=0),
+    "PageNumber": integer(minimum=1, invalid="InvalidParameterValue.InvalidPageNumber"),
+    "PageSize": integer(),
+}
+
+
+def known_channel(gateway: Gateway, channel_id: str) -> tuple[str, ChannelRecord]:
+    """``(device identity, channel)`` of a ChannelId this gateway serves, from memory.
+
+    As on the platform: a well-formed id (UUID-shaped) that names no channel is
+    ``ResourceNotFound``, a malformed one ``InvalidParameterValue.InvalidChannelId``.
+    """
+    found = gateway.devices.channel(channel_id)
+    if found is None:
+        if _ENTITY_ID.fullmatch(channel_id):
+            raise IssError("ResourceNotFound", f"Channel {channel_id} does not exist on this gateway.")
+        raise IssError(INVALID_CHANNEL_ID, f"{channel_id!r} is not a valid channel id.")
+    return found
+
+
+def reachable_channel(gateway: Gateway, channel_id: str) -> tuple[str, ChannelRecord, CameraSession]:
+    """A channel a command can reach now, with its device's session.
+
+    ``ResourceUnavailable.DevOffline``: the device has no open session (unreachable, isolated,
+    or not probed since start). ``ResourceUnavailable.ChannelOffline``: the device answers but
+    the channel is not online (gone from the device: an NVR input that disappeared). A device
+    that stops answering during the command is DevOffline too (the bridge error table).
+    """
+    identity, channel = known_channel(gateway, channel_id)
+    if gateway.supervisor is not None and gateway.supervisor.is_disabled(identity):
+        # Disabled in the cloud (UpdateDeviceStatus 3): not driven, as the platform would refuse.
+        raise IssError("ResourceUnavailable.DevDisable", "The device is disabled in the cloud.")
+    session = gateway.devices.session(identity)
+    if session is None:
+        raise IssError("ResourceUnavailable.DevOffline", "The channel's device is not reachable now.")
+    if channel.state != "online":
+        raise IssError("ResourceUnavailable.ChannelOffline", f"The channel is {channel.state}.")
+    return identity, channel, session
+
+
+@asynccontextmanager
+async def device_deadline(seconds: float, session: CameraSession, identity: str, what: str) -> AsyncIterator[None]:
+    """Bound a device command by ``[ptz] command_timeout``; running out is a bridge DeviceTimeout."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise DeviceTimeout(f"{what}: no answer within {seconds:g} s", host=session.address.host, device=identity) from None
+
+
+async def control_device_ptz(gateway: Gateway, params: dict[str, Any]) -> None:
+    """One PTZ step (gateway/ptz.py); answers once the device accepted the move."""
+    identity, channel, session = reachable_channel(gateway, params["ChannelId"])
+    async with device_deadline(gateway.config.ptz.command_timeout, session, identity, "ControlDevicePTZ"):
+        await gateway.ptz.execute(session, identity, channel, params["Type"], params["Speed"])
+
+
+async def control_device_preset(gateway: Gateway, params: dict[str, Any]) -> None:
+    """Set, go to or delete a preset by index (gateway/presets.py)."""
+    identity, channel, session = reachable_channel(gateway, params["ChannelId"])
+    async with device_deadline(gateway.config.ptz.command_timeout, session, identity, "ControlDevicePreset"):
+        await gateway.presets.execute(session, identity, channel, params["Cmd"], params["Index"])
+
+
+async def describe_device_preset(gateway: Gateway, params: dict[str, Any]) -> dict[str, Any]:
+    """The channel's presets, ``[{Index, Name}]`` in index order."""
+    identity, channel, session = reachable_channel(gateway, params["ChannelId"])
+    async with device_deadline(gateway.config.ptz.command_timeout, session, identity, "DescribeDevicePreset"):
+        entries = await gateway.presets.describe(session, identity, channel)
+    return {"Data": [{"Index": entry.index, "Name": entry.name} for entry in entries]}
+
+
+async def control_device_snapshot(gateway: Gateway, params: dict[str, Any]) -> None:
+    """Take ``SnapNum`` shots (gateway/snapshots.py); answers after the first is stored."""
+    identity, channel, session = reachable_channel(gateway, params["ChannelId"])
+    stream_url = channel.main_uri or channel.sub_uri
+    if stream_url:
+        record = await gateway.inventory.get(identity)
+        username = record.username if record else ""
+        stream_url = with_credentials(stream_url, username, gateway.devices.password_for(identity))
+    request = SnapshotRequest(
+        session_id=CURRENT_REQUEST_ID.get(),
+        count=params["SnapNum"],
+        interval_s=float(params["Interval"]),
+        expire_days=params.get("Expire") or DEFAULT_EXPIRE_DAYS,
+    )
+    await gateway.snapshots.take(session, identity, channel, stream_url, request)
+
+
+async def list_device_snapshots(gateway: Gateway, params: dict[str, Any]) -> dict[str, Any]:
+    """A channel's stored shots (GBDeviceSnapInfo) in a time window, with signed links."""
+    identity, channel = known_channel(gateway, params["ChannelId"])
+    zone = ZoneInfo(gateway.config.gateway.timezone)
+    start, end = snapshot_window(params.get("Start"), params.get("End"), gateway.clock(), zone)
+    offset, limit = page_bounds(params.get("PageNumber", 1), params.get("PageSize", DEFAULT_PAGE_SIZE))
+    page = await gateway.snapshots.archive.page(channel_key(identity, channel), start, end, offset, limit)
+    return {
+        "Data": [record.snap_info(zone, *gateway.local_api.snapshot_urls(record)) for record in page.records],
+        "TotalCount": page.total,
+    }
+
+
 ACTIONS: Final[Mapping[str, Action]] = {
     "RefreshDeviceChannel": Action(refresh_device_channel, {"DeviceId": string(required=True)}),
+    "ControlDevicePTZ": Action(control_device_ptz, CONTROL_DEVICE_PTZ, UNSUPPORTED_PTZ),
+    "ControlDevicePreset": Action(control_device_preset, CONTROL_DEVICE_PRESET, UNSUPPORTED_PRESET),
+    "DescribeDevicePreset": Action(describe_device_preset, DESCRIBE_DEVICE_PRESET),
+    "ControlDeviceSnapshot": Action(control_device_snapshot, CONTROL_DEVICE_SNAPSHOT),
+    "ListDeviceSnapshots": Action(list_device_snapshots, LIST_DEVICE_SNAPSHOTS),
+    "DescribeGatewayMonitor": Action(describe_gateway_monitor, GATEWAY_QUERY),
+    "DescribeGatewayVersion": Action(describe_gateway_version, GATEWAY_QUERY),
 }
 """Every action the gateway executes. Each iss action name appears here and nowhere else."""

@@ -14,7 +14,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bridges.onvif.models import DeviceDescription, DeviceKind
@@ -141,8 +141,9 @@ class Inventory:
                 (device.kind.value, device.address.host, device.address.port, username, device.manufacturer,
                  device.model, device.firmware, device.serial, device.mac, capabilities, now, device.identity),
             )
+        # A channel marked removed that is back counts as added (and its state as online again).
         known = {row[0] for row in connection.execute(
-            "SELECT source_token FROM channels WHERE device_identity = ?", (device.identity,))}
+            "SELECT source_token FROM channels WHERE device_identity = ? AND state != 'removed'", (device.identity,))}
         current = {channel.source_token for channel in device.channels}
         for channel in device.channels:
             connection.execute(
@@ -151,7 +152,8 @@ class Inventory:
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'online')
                    ON CONFLICT (device_identity, source_token) DO UPDATE SET position = excluded.position,
                    main_uri = excluded.main_uri, sub_uri = excluded.sub_uri, main_profile = excluded.main_profile,
-                   sub_profile = excluded.sub_profile, ptz = excluded.ptz, imaging = excluded.imaging""",
+                   sub_profile = excluded.sub_profile, ptz = excluded.ptz, imaging = excluded.imaging,
+                   state = CASE WHEN channels.state = 'removed' THEN 'online' ELSE channels.state END""",
                 (device.identity, channel.source_token, channel.position, channel.name, channel.main_uri,
                  channel.sub_uri, channel.main_profile, channel.sub_profile, int(channel.ptz), int(channel.imaging)),
             )
@@ -210,6 +212,33 @@ class Inventory:
             "UPDATE channels SET cloud_channel_id = ? WHERE device_identity = ? AND source_token = ?",
             (channel_id, identity, source_token),
         )
+
+    @staticmethod
+    def forget_cloud_ids(connection: sqlite3.Connection, identity: str) -> None:
+        """The cloud lost the device: drop its DeviceId and ChannelIds (inside the caller's transaction)."""
+        connection.execute("UPDATE devices SET cloud_device_id = NULL WHERE identity = ?", (identity,))
+        connection.execute("UPDATE channels SET cloud_channel_id = NULL WHERE device_identity = ?", (identity,))
+
+    @staticmethod
+    def set_enabled(connection: sqlite3.Connection, identity: str, enabled: bool) -> None:
+        """Whether the device may be driven (PTZ, recording); false while the cloud disables it."""
+        connection.execute("UPDATE devices SET enabled = ? WHERE identity = ?", (int(enabled), identity))
+
+    async def set_health(
+        self, devices: Mapping[str, str], channels: Mapping[tuple[str, str], str]
+    ) -> None:
+        """Record health checks' settled states (``online``/``offline``); removed channels stay removed."""
+
+        def write(connection: sqlite3.Connection) -> None:
+            connection.executemany(
+                "UPDATE devices SET state = ? WHERE identity = ?", [(state, identity) for identity, state in devices.items()]
+            )
+            connection.executemany(
+                "UPDATE channels SET state = ? WHERE device_identity = ? AND source_token = ? AND state != 'removed'",
+                [(state, identity, token) for (identity, token), state in channels.items()],
+            )
+
+        await self._store.transaction(write)
 
     async def set_fault(self, identity: str, fault: str, state: str) -> None:
         """Mark a device faulty/offline (or healthy again with ``fault=''``)."""

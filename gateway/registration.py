@@ -6,24 +6,34 @@ second device. So the intent is committed to the outbox first, marked ``sent`` (
 before the request leaves, and an entry found ``sent`` is resolved by looking the device up by
 the exact Ip and Port that request carried (ListGatewayDevices) before anything is sent again.
 
+Every cloud write of a device goes through the outbox and is sent by :meth:`Registrar.drain`:
+one entry at a time, oldest first, under one lock, so writes reach the cloud in the order they
+were decided and never twice at once. Each write carries the subject's *latest* state, read when
+it is sent (a device that moved twice during an outage is updated once, to where it is now).
+While the cloud does not answer, draining pauses with a growing delay; the daemon's
+:class:`~gateway.outbox.OutboxDrainer` resumes it, and any sign that the cloud is back (a
+successful read, the relay reconnecting) resumes it at once.
+
 Passwords are never written to the outbox; they are added from the configuration at send time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from bridges.onvif.models import DeviceDescription
 
 from .inventory import Change, DeviceRecord, Inventory
 from .iss.client import IssClient
 from .iss.errors import IssError, IssTransportError
-from .outbox import EntryState, Outbox, OutboxEntry
+from .outbox import EntryState, Outbox, OutboxEntry, RetryBackoff
 from .store import StateStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -34,6 +44,7 @@ PROTOCOL_ONVIF = 4
 ACCESS_GATEWAY = 3
 _NAME_FORBIDDEN = re.compile(r"[^\w\s()（）\-]", re.UNICODE)
 GATEWAY_DEVICES_PAGE = 100
+DELETED_IN_CLOUD: Final = "device deleted in the cloud"
 
 
 def cloud_name(name: str) -> str:
@@ -66,6 +77,10 @@ class Registrar:
         cloud: IssClient | None,
         target: CloudTarget | None,
         password_for: Callable[[str], str],
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        backoff: RetryBackoff | None = None,
     ) -> None:
         self._store = store
         self._inventory = inventory
@@ -73,24 +88,87 @@ class Registrar:
         self._cloud = cloud
         self._target = target
         self._password_for = password_for
+        self._clock = clock
+        self._monotonic = monotonic
+        self._backoff = backoff or RetryBackoff()
+        self._send_lock = asyncio.Lock()
+        self._retry_at = 0.0
+        self._last_error = ""
+        self.on_backlog: Callable[[], None] | None = None
+        """Called when writes stay queued (the cloud did not answer): the drainer's wake-up."""
 
     async def sync(self, device: DeviceDescription, *, name: str, username: str) -> DeviceRecord:
         """Record ``device`` and make the cloud agree; return the inventory record.
 
         Raises :class:`RegistrationPending` when the cloud could not be reached; the intent stays
-        in the outbox and the next call (or the next start) finishes it.
+        in the outbox and the drainer (or the next start) finishes it.
         """
         change = await self._store.transaction(lambda c: self._record(c, device, name, username))
         record = change.record
         if self._cloud is None or self._target is None:
             return record
-        if record.cloud_device_id is None:
-            await self._resolve_registration(record)
-        elif change.address_changed or await self._outbox.open_entry(UPDATE, record.identity):
-            await self._resolve_update(record)
+        if await self._has_open_writes(record.identity):
+            await self.drain()
+            if await self._has_open_writes(record.identity):
+                raise RegistrationPending(self._last_error or "cloud writes are queued")
         updated = await self._inventory.get(record.identity)
         assert updated is not None
         return updated
+
+    async def _has_open_writes(self, identity: str) -> bool:
+        return any([await self._outbox.open_entry(kind, identity) for kind in (REGISTER, UPDATE)])
+
+    # -- the ordered sender ------------------------------------------------------------------
+
+    async def drain(self) -> float | None:
+        """Send the open outbox entries, oldest first, one at a time.
+
+        Returns None when nothing is left open, else the seconds until sending is due again
+        (the cloud did not answer, or an earlier failure's backoff is still running).
+        """
+        if self._cloud is None or self._target is None:
+            return None
+        async with self._send_lock:
+            wait = self._retry_at - self._monotonic()
+            if wait > 0:
+                return wait if await self._outbox.depth() else None
+            handled: set[int] = set()
+            while True:
+                entries = [entry for entry in await self._outbox.open_entries() if entry.id not in handled]
+                if not entries:
+                    self._backoff.reset()
+                    return None
+                for position, listed in enumerate(entries):
+                    handled.add(listed.id)
+                    entry = await self._outbox.get(listed.id)  # an earlier send may have closed it
+                    if entry is None or entry.state not in (EntryState.PENDING, EntryState.SENT):
+                        continue
+                    try:
+                        await self._send(entry)
+                    except RegistrationPending as err:
+                        return self._pause(err, len(entries) - position)
+
+    def resume(self) -> None:
+        """The cloud answered again: end the backoff so the next drain sends at once."""
+        self._retry_at = 0.0
+        self._backoff.reset()
+
+    def _pause(self, err: RegistrationPending, queued: int) -> float:
+        delay = self._backoff.next_delay()
+        self._retry_at = self._monotonic() + delay
+        self._last_error = str(err)
+        _LOGGER.warning("cloud writes paused for %.1f s (%d queued): %s", delay, queued, err)
+        if self.on_backlog is not None:
+            self.on_backlog()
+        return delay
+
+    async def _send(self, entry: OutboxEntry) -> None:
+        if entry.kind == REGISTER:
+            await self._send_registration(entry)
+        elif entry.kind == UPDATE:
+            await self._send_update(entry)
+        else:
+            await self._outbox.mark_failed(entry.id, f"unknown outbox kind {entry.kind!r}")
 
     def _record(self, connection: sqlite3.Connection, device: DeviceDescription, name: str, username: str) -> Change:
         """Inventory row and the cloud intent in one transaction: neither exists without the other."""
@@ -99,15 +177,15 @@ class Registrar:
         if self._target is None:
             return change
         now = record.last_seen
-        if record.cloud_device_id is None:
+        if record.cloud_device_id is None and record.enabled:
             open_entry = connection.execute(
                 "SELECT id FROM outbox WHERE kind = ? AND subject = ? AND state IN ('pending', 'sent')",
                 (REGISTER, record.identity),
             ).fetchone()
             if open_entry is None:
                 Outbox.put(connection, REGISTER, record.identity, self._add_params(record), now)
-        elif change.address_changed:
-            Outbox.put(connection, UPDATE, record.identity, self._update_params(record), now)
+        elif record.cloud_device_id is not None and change.address_changed:
+            Outbox.put(connection, UPDATE, record.identity, self._update_params(record), now, rebuildable=True)
         return change
 
     def _add_params(self, record: DeviceRecord) -> dict[str, Any]:
@@ -130,9 +208,14 @@ class Registrar:
     def _update_params(record: DeviceRecord) -> dict[str, Any]:
         return {"DeviceId": record.cloud_device_id, "Ip": record.host, "Port": record.port, "Username": record.username}
 
-    async def _resolve_registration(self, record: DeviceRecord) -> None:
-        entry = await self._outbox.open_entry(REGISTER, record.identity)
-        if entry is None:
+    async def _send_registration(self, entry: OutboxEntry) -> None:
+        """AddUserDevice for one entry, exactly once: a ``sent`` entry is looked up first."""
+        record = await self._inventory.get(entry.subject)
+        if record is None or not record.enabled:
+            await self._outbox.mark_failed(entry.id, "device no longer to be registered")
+            return
+        if record.cloud_device_id is not None:
+            await self._store.transaction(lambda c: self._outbox.finish(c, entry.id))
             return
         if entry.state is EntryState.SENT:
             device_id = await self._find_registered(entry)
@@ -143,10 +226,16 @@ class Registrar:
                 )
                 await self._adopt(entry, record.identity, device_id)
                 return
-        params = dict(entry.payload, Password=self._password_for(record.identity))
-        await self._outbox.mark_sent(entry.id)
+        password = self._password_for(record.identity)
+        if not password:
+            # Only a device that answered with a password can be added; it waits in the queue
+            # (without holding up the others) until a discovery round reaches it again.
+            _LOGGER.info("registration waits until the device answers again", extra={"device": record.identity})
+            return
+        params = self._add_params(record)
+        await self._outbox.mark_sent(entry.id, params)
         try:
-            response = await self._call_once("AddUserDevice", params, entry)
+            response = await self._call_once("AddUserDevice", dict(params, Password=password), entry)
         except IssError as err:
             if err.retryable:
                 raise RegistrationPending(err.code) from err
@@ -158,15 +247,22 @@ class Registrar:
         await self._adopt(entry, record.identity, device_id)
         _LOGGER.info("device registered", extra={"device": record.identity, "device_id": device_id})
 
-    async def _resolve_update(self, record: DeviceRecord) -> None:
-        entry = await self._outbox.open_entry(UPDATE, record.identity)
-        if entry is None:
+    async def _send_update(self, entry: OutboxEntry) -> None:
+        """UpdateUserDevice with the device's current address (idempotent: a repeat is harmless).
+
+        The update goes out at the position of the device's *first* unsent change and carries
+        its latest state, so later queued updates of the same device are closed unsent.
+        """
+        read_at = self._outbox.now()
+        record = await self._inventory.get(entry.subject)
+        if record is None or record.cloud_device_id is None:
+            await self._outbox.mark_failed(entry.id, "device not registered")
             return
-        # UpdateUserDevice is idempotent: sending the same state twice is harmless.
-        params = dict(entry.payload, Password=self._password_for(record.identity))
-        await self._outbox.mark_sent(entry.id)
+        params = self._update_params(record)
+        await self._outbox.mark_sent(entry.id, params)
+        password = self._password_for(record.identity)
         try:
-            await self._call_once("UpdateUserDevice", params, entry)
+            await self._call_once("UpdateUserDevice", dict(params, Password=password) if password else params, entry)
         except IssError as err:
             if err.retryable:
                 raise RegistrationPending(err.code) from err
@@ -174,19 +270,84 @@ class Registrar:
             _LOGGER.error("cloud refused device update: %s", err.code, extra={"device": record.identity})
             return
         await self._outbox.mark_done(entry.id)
+        await self._outbox.supersede_later(entry, read_at)
         _LOGGER.info("device address updated", extra={"device": record.identity, "host": record.host})
 
-    async def sync_channels(self, record: DeviceRecord) -> DeviceRecord:
+    # -- what the reconcile loop asks --------------------------------------------------------
+
+    async def request_update(self, record: DeviceRecord) -> bool:
+        """Queue an UpdateUserDevice that makes the cloud's address match ours; False if refused."""
+        params = self._update_params(record)
+        now = self._clock()
+        entry_id = await self._store.transaction(
+            lambda c: Outbox.put(c, UPDATE, record.identity, params, now, rebuildable=True)
+        )
+        return entry_id != 0
+
+    async def reregister(self, identity: str) -> DeviceRecord | None:
+        """The cloud lost this device (deleted in the console): add it again, exactly once.
+
+        Its cloud ids are forgotten and a registration is queued in one transaction (queued
+        updates of the old DeviceId are closed), then the queue is drained.
+        """
+        record = await self._inventory.get(identity)
+        if record is None or self._target is None:
+            return None
+        params = self._add_params(record)
+        now = self._clock()
+
+        def write(connection: sqlite3.Connection) -> None:
+            Inventory.forget_cloud_ids(connection, identity)
+            Inventory.set_enabled(connection, identity, True)
+            connection.execute(
+                "UPDATE outbox SET state = 'failed', last_error = ?, updated_at = ? "
+                "WHERE subject = ? AND kind = ? AND state IN ('pending', 'sent')",
+                (DELETED_IN_CLOUD, now, identity, UPDATE),
+            )
+            open_entry = connection.execute(
+                "SELECT id FROM outbox WHERE kind = ? AND subject = ? AND state IN ('pending', 'sent')",
+                (REGISTER, identity),
+            ).fetchone()
+            if open_entry is None:
+                Outbox.put(connection, REGISTER, identity, params, now)
+
+        await self._store.transaction(write)
+        _LOGGER.warning("device deleted in the cloud: registering it again", extra={"device": identity})
+        await self.drain()
+        return await self._inventory.get(identity)
+
+    async def leave_deleted(self, identity: str) -> None:
+        """The cloud deleted this device and the operator wants it left so: forget, never re-add."""
+        now = self._clock()
+
+        def write(connection: sqlite3.Connection) -> None:
+            Inventory.forget_cloud_ids(connection, identity)
+            Inventory.set_enabled(connection, identity, False)
+            connection.execute(
+                "UPDATE outbox SET state = 'failed', last_error = ?, updated_at = ? "
+                "WHERE subject = ? AND state IN ('pending', 'sent')",
+                (DELETED_IN_CLOUD, now, identity),
+            )
+
+        await self._store.transaction(write)
+        _LOGGER.warning("device deleted in the cloud: left deleted (reconcile.on_cloud_delete)", extra={"device": identity})
+
+    async def sync_channels(self, record: DeviceRecord, *, force: bool = False) -> DeviceRecord:
         """Learn the cloud's ChannelIds for a registered device's channels.
 
         RefreshDeviceChannel makes the platform ask this gateway (over the relay) for the
         device's channels; DescribeDeviceChannel then lists them with their ChannelIds, matched
         to ours by ChannelCode (the video source token). Nothing is called when every live
-        channel already has its id, so steady state costs no cloud calls.
+        channel already has its id (unless ``force``: the cloud lists fewer channels than we
+        have), so steady state costs no cloud calls.
+
+        RefreshDeviceChannel is not queued in the outbox: it changes nothing we would have to
+        remember (the platform pulls the list from us), and whether it is needed is derived
+        from the inventory every time, so it is simply asked again later.
         """
         if self._cloud is None or record.cloud_device_id is None:
             return record
-        if all(c.cloud_channel_id for c in record.channels if c.state != "removed"):
+        if not force and all(c.cloud_channel_id for c in record.channels if c.state != "removed"):
             return record
         device_id = record.cloud_device_id
         try:
@@ -226,14 +387,14 @@ class Registrar:
         """The DeviceId of a device this gateway already added with the entry's Ip and Port."""
         wanted = (entry.payload["Ip"], int(entry.payload["Port"]))
         try:
-            async for device in self._gateway_devices():
+            async for device in self.gateway_devices():
                 if (device.get("Ip"), int(device.get("Port") or 0)) == wanted:
                     return str(device["DeviceId"])
         except IssTransportError as err:
             raise RegistrationPending(str(err)) from err
         return None
 
-    async def _gateway_devices(self) -> AsyncIterator[dict[str, Any]]:
+    async def gateway_devices(self) -> AsyncIterator[dict[str, Any]]:
         """Every device the cloud attaches to this gateway, page by page."""
         assert self._cloud is not None and self._target is not None
         page = 1

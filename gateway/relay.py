@@ -85,8 +85,14 @@ class RelayLink:
         self._running: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._connect_listeners: list[Callable[[], None]] = []
         self.connected = asyncio.Event()
         self.connections = 0
+
+    def add_connect_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every (re)connection: the platform then marks every device of
+        the gateway online, so whoever knows better must send its state again."""
+        self._connect_listeners.append(listener)
 
     async def run(self) -> None:
         """Connect, serve, reconnect, until cancelled."""
@@ -141,6 +147,8 @@ class RelayLink:
             connected_at = self._clock()
             self.connected.set()
             _LOGGER.info("relay connected", extra={"gateway_id": self._gateway_id})
+            for listener in self._connect_listeners:
+                listener()
             try:
                 async for message in ws:
                     if message.type is aiohttp.WSMsgType.TEXT:

@@ -1,4 +1,4 @@
-"""The gateway's one SQLite database: inventory, outbox, recording index.
+"""The gateway's one SQLite database: inventory, outbox, recording index, presets, snapshots.
 
 One connection, owned by one thread, is the only writer: every statement runs on that thread
 (``asyncio`` callers await it), so the event loop never blocks on disk and writes never race.
@@ -109,6 +109,39 @@ MIGRATIONS: Final[Sequence[str]] = (
         reason  TEXT NOT NULL
     );
     CREATE INDEX gaps_by_start ON gaps (channel, start);
+    """,
+    # 3: device control (gateway/presets.py, gateway/snapshots.py): the cloud's preset indexes
+    # 1-10 mapped to ONVIF preset tokens per channel, and the index of stored snapshots.
+    # Snapshot paths are <state_dir>/snapshots/<channel>/<file_name>, ``channel`` being the
+    # channel's local id; a row outlives its file (``deleted_at``) so expired images are listed
+    # with empty URLs, as the spec's GBDeviceSnapInfo describes.
+    """
+    CREATE TABLE presets (
+        device_identity TEXT NOT NULL,
+        source_token    TEXT NOT NULL,
+        preset_index    INTEGER NOT NULL CHECK (preset_index BETWEEN 1 AND 10),
+        preset_token    TEXT NOT NULL,
+        name            TEXT NOT NULL,
+        updated_at      REAL NOT NULL,
+        PRIMARY KEY (device_identity, source_token, preset_index),
+        FOREIGN KEY (device_identity, source_token)
+            REFERENCES channels (device_identity, source_token) ON DELETE CASCADE
+    );
+    CREATE TABLE snapshots (
+        id          INTEGER PRIMARY KEY,
+        channel     TEXT NOT NULL,
+        session_id  TEXT NOT NULL,
+        file_name   TEXT NOT NULL,
+        bytes       INTEGER NOT NULL CHECK (bytes >= 0),
+        source      TEXT NOT NULL CHECK (source IN ('onvif', 'rtsp')),
+        created_at  REAL NOT NULL,
+        received_at REAL NOT NULL,
+        expires_at  REAL NOT NULL,
+        deleted_at  REAL,
+        UNIQUE (channel, file_name)
+    );
+    CREATE INDEX snapshots_by_time ON snapshots (channel, created_at);
+    CREATE INDEX snapshots_live_by_expiry ON snapshots (expires_at) WHERE deleted_at IS NULL;
     """,
 )
 

@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Self
 
@@ -134,11 +134,17 @@ class SimulatedSite:
         password: str | None = None,
         clock_offset_s: float = 3600.0,
         slow_delay_s: float = 3.0,
+        nvr_spare_channels: int = 0,
     ) -> None:
+        """``nvr_spare_channels``: RTSP mounts each NVR gets beyond ``nvr_channels``, so that
+        :meth:`set_nvr_channels` can add channels while the site runs."""
         self.state_dir = Path(state_dir)
         self.host = host
         self._plan = [(f"cam{i}", DeviceKind.CAMERA, 1) for i in range(1, cameras + 1)]
         self._plan += [(f"nvr{i}", DeviceKind.NVR, nvr_channels) for i in range(1, nvrs + 1)]
+        self._mount_counts = {
+            name: count + (nvr_spare_channels if kind is DeviceKind.NVR else 0) for name, kind, count in self._plan
+        }
         unknown = set(quirks or {}) - {name for name, _, _ in self._plan}
         if unknown:
             raise ValueError(f"quirks name devices the site does not have: {sorted(unknown)}")
@@ -226,7 +232,7 @@ class SimulatedSite:
     async def start(self) -> None:
         """Start the RTSP server, then every device, then discovery; return when all answer."""
         started = time.monotonic()
-        mounts = [self._mount(name, i) for name, _, count in self._plan for i in range(1, count + 1)]
+        mounts = [self._mount(name, i) for name, _, _ in self._plan for i in range(1, self._mount_counts[name] + 1)]
         if self._sub_streams:
             mounts += [f"{mount}-sub" for mount in mounts]
         self.rtsp = RtspSource(
@@ -267,12 +273,38 @@ class SimulatedSite:
             await self.rtsp.stop_mount(self._mount(name, i))
 
     async def restart_device(self, name: str, *, host: str | None = None) -> SiteDevice:
-        """Bring a stopped device back, optionally at a new address (a new DHCP lease)."""
+        """Bring a stopped device back, optionally at a new address (a new DHCP lease).
+
+        It listens on the port it had, as a camera does after a power cut or a new lease.
+        """
         old = self._running[name]
         assert self.rtsp is not None
         for i in range(1, len(old.description.channels) + 1):
             await self.rtsp.start_mount(self._mount(name, i))
-        await self._serve(name, old.description, host or old.host, old.quirks, old.discoverable.endpoint_reference)
+        await self._serve(
+            name, old.description, host or old.host, old.quirks, old.discoverable.endpoint_reference, port=old.server.port
+        )
+        return self.device(name)
+
+    async def set_nvr_channels(self, name: str, count: int) -> SiteDevice:
+        """Give an NVR ``count`` channels (a camera plugged into or out of it) while the site runs.
+
+        The NVR's ONVIF service restarts on the same address and port with the new channel list,
+        as NVRs do when their channel configuration changes; channels beyond the ones it had at
+        start need ``nvr_spare_channels``.
+        """
+        running = self._running[name]
+        if running.description.kind is not DeviceKind.NVR:
+            raise ValueError(f"{name} is not an NVR")
+        if not 1 <= count <= self._mount_counts[name]:
+            raise ValueError(f"{name} can have 1 to {self._mount_counts[name]} channels (see nvr_spare_channels)")
+        description = replace(running.description, channels=self._channel_descriptions(name, DeviceKind.NVR, count))
+        if self.responder is not None:
+            await self.responder.remove_device(running.discoverable.endpoint_reference)
+        await running.server.close()
+        await self._serve(
+            name, description, running.host, running.quirks, running.discoverable.endpoint_reference, port=running.server.port
+        )
         return self.device(name)
 
     async def move_device(self, name: str, host: str) -> SiteDevice:
@@ -284,22 +316,7 @@ class SimulatedSite:
         return f"{name}-ch{channel}"
 
     async def _start_device(self, index: int, name: str, kind: DeviceKind, channel_count: int) -> None:
-        assert self.rtsp is not None
-        channels = []
-        for channel in range(1, channel_count + 1):
-            main = self.rtsp.url(self._mount(name, channel))
-            sub = self.rtsp.url(f"{self._mount(name, channel)}-sub") if self._sub_streams else main
-            channels.append(
-                ChannelDescription(
-                    video_source_token=f"VideoSource_{channel}",
-                    main_stream_uri=main,
-                    sub_stream_uri=sub,
-                    main_resolution=self._resolution,
-                    sub_resolution=self._resolution,
-                    framerate=self._fps,
-                    has_ptz=kind is DeviceKind.CAMERA or channel == 1,
-                )
-            )
+        channels = self._channel_descriptions(name, kind, channel_count)
         host = self.address_of(index)
         octets = ipaddress.IPv4Address(host).packed
         quirks = self._quirks.get(name, frozenset())
@@ -322,6 +339,26 @@ class SimulatedSite:
         )
         await self._serve(name, description, host, quirks, None)
 
+    def _channel_descriptions(self, name: str, kind: DeviceKind, count: int) -> tuple[ChannelDescription, ...]:
+        """Channels 1..count of a device, each on its own RTSP mount (PTZ: cameras and NVR channel 1)."""
+        assert self.rtsp is not None
+        channels = []
+        for channel in range(1, count + 1):
+            main = self.rtsp.url(self._mount(name, channel))
+            sub = self.rtsp.url(f"{self._mount(name, channel)}-sub") if self._sub_streams else main
+            channels.append(
+                ChannelDescription(
+                    video_source_token=f"VideoSource_{channel}",
+                    main_stream_uri=main,
+                    sub_stream_uri=sub,
+                    main_resolution=self._resolution,
+                    sub_resolution=self._resolution,
+                    framerate=self._fps,
+                    has_ptz=kind is DeviceKind.CAMERA or channel == 1,
+                )
+            )
+        return tuple(channels)
+
     async def _serve(
         self,
         name: str,
@@ -329,8 +366,10 @@ class SimulatedSite:
         host: str,
         quirks: frozenset[Quirk],
         endpoint_reference: str | None,
+        *,
+        port: int = 0,
     ) -> None:
-        server = OnvifDeviceServer(description, host=host, port=0)
+        server = OnvifDeviceServer(description, host=host, port=port)
         await server.start()
         discoverable = DiscoverableDevice(
             name=name,

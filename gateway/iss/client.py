@@ -28,6 +28,11 @@ from .signing import Tc3Signer
 
 _LOGGER = logging.getLogger(__name__)
 
+CallObserver = Callable[[str, str, float, int], None]
+"""``(action, code, seconds, request bytes)`` after every attempt; ``code`` is "OK", the iss error
+code, or "Transport" when no iss answer came back (metrics hook)."""
+TRANSPORT_CODE = "Transport"
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -60,6 +65,7 @@ class IssClient:
         limiter: ActionRateLimiter | None = None,
         clock: Callable[[], float] = time.time,
         session: aiohttp.ClientSession | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         url = URL(endpoint if "://" in endpoint else f"https://{endpoint}")
         self._url = url.with_path("/")
@@ -72,6 +78,7 @@ class IssClient:
         self._clock = clock
         self._session = session
         self._owns_session = session is None
+        self.observer = observer
 
     @property
     def endpoint(self) -> str:
@@ -135,19 +142,30 @@ class IssClient:
                 if resp.status >= 500:
                     raise IssTransportError(f"HTTP {resp.status}")
         except (aiohttp.ClientError, TimeoutError) as err:
+            self._observe(action, TRANSPORT_CODE, started, len(body))
             raise IssTransportError(f"{type(err).__name__}: {err}") from err
+        except IssTransportError:
+            self._observe(action, TRANSPORT_CODE, started, len(body))
+            raise
         elapsed_ms = (time.monotonic() - started) * 1000
         try:
             response = parse_response(payload)
         except IssError as err:
+            self._observe(action, err.code, started, len(body))
             _LOGGER.debug(
                 "iss %s -> %s in %.1f ms", action, err.code, elapsed_ms, extra={"action": action, "code": err.code}
             )
             raise
         except (ValueError, KeyError, TypeError) as err:
+            self._observe(action, TRANSPORT_CODE, started, len(body))
             raise IssTransportError(f"not an iss answer (HTTP {resp.status})") from err
+        self._observe(action, "OK", started, len(body))
         _LOGGER.debug("iss %s -> OK in %.1f ms", action, elapsed_ms, extra={"action": action, "code": "OK"})
         return response
+
+    def _observe(self, action: str, code: str, started: float, request_bytes: int) -> None:
+        if self.observer is not None:
+            self.observer(action, code, time.monotonic() - started, request_bytes)
 
 
 __all__ = ["IssClient", "RetryPolicy", "SERVICE"]

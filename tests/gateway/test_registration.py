@@ -108,6 +108,7 @@ async def test_cloud_down_then_back_registers_once(tmp_path: Path, cloud: CloudE
         with pytest.raises(RegistrationPending):
             await registrar.sync(_camera(2), name="cam", username="admin")
         cloud.clear_faults()
+        registrar.resume()  # what a successful reconcile read or a relay reconnection does
         record = await registrar.sync(_camera(2), name="cam", username="admin")
     assert record.cloud_device_id and len(await _cloud_devices(cloud)) == 1
 
