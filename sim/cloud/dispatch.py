@@ -225,6 +225,6 @@ ACTIONS: Mapping[str, ActionSpec] = MappingProxyType(
         "DescribeGBDeviceAddr": not_emulated(),
         # Image snapshot
         "ControlDeviceSnapshot": forwarded(device_control.CONTROL_DEVICE_SNAPSHOT, region_required=True),
-        "ListDeviceSnapshots": not_emulated(),
+        "ListDeviceSnapshots": forwarded(device_control.LIST_DEVICE_SNAPSHOTS),
     }
 )

@@ -421,7 +421,7 @@ def error_cases() -> list[Any]:
         ("ControlDeviceSnapshot", "cam1", {**snap, "Expire": 8}, "InvalidParameterValue"),
         ("ControlDeviceSnapshot", "cam1", {"SnapNum": 1}, "MissingParameter"),
     ]
-    local_only: list[tuple[str, str, dict[str, Any], str]] = [
+    snapshot_listing: list[tuple[str, str, dict[str, Any], str]] = [
         ("ListDeviceSnapshots", "unknown", {}, "ResourceNotFound"),
         ("ListDeviceSnapshots", "bad id", {}, "InvalidParameterValue.InvalidChannelId"),
         ("ListDeviceSnapshots", "cam1", {"PageSize": 2001}, "InvalidParameterValue.PageSizeExceedLimit"),
@@ -432,7 +432,7 @@ def error_cases() -> list[Any]:
     return [
         pytest.param(path, *case, id=f"{path}-{case[0]}-{case[-1]}-{index}")
         for path in PATHS
-        for index, case in enumerate(cases + (local_only if path == "local" else []))
+        for index, case in enumerate(cases + snapshot_listing)
     ]
 
 

@@ -50,6 +50,14 @@ CREATE_VIDEO_DOWNLOAD_TASK: Schema = {
     "FileType": s.integer(),
     "CompletionPolicy": s.integer(),
 }
+LIST_DEVICE_SNAPSHOTS: Schema = {
+    "ChannelId": _CHANNEL_ID,
+    "DeviceId": s.string(),
+    "Start": s.integer(),
+    "End": s.integer(),
+    "PageNumber": s.integer(),
+    "PageSize": s.integer(),
+}
 CONTROL_DEVICE_SNAPSHOT: Schema = {
     "ChannelId": _CHANNEL_ID,
     "SnapNum": s.integer(True),
