@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import json
 import logging
 import secrets
 import socket
@@ -51,9 +50,10 @@ from yarl import URL
 
 from . import __version__
 from .config import ApiSection, parse_listen
-from .iss import API_VERSION, SERVICE
+from .iss import SERVICE
 from .iss.envelope import CONTENT_TYPE, dumps, failure, new_request_id
 from .iss.errors import IssError
+from .iss.request import parse_params, version_and_action
 from .iss.signing import MAX_SKEW_SECONDS, verify_request
 from .snapshots import SnapshotArchive, SnapshotRecord
 from .store import StateStore
@@ -247,14 +247,8 @@ async def _process(context: ApiContext, request: web.Request, action: str, reque
         raise IssError("AuthFailure.TokenFailure", "The local API takes long-term keys only, no X-TC-Token.")
     if request.content_type != "application/json":
         raise IssError("InvalidParameter", "Content-Type must be application/json (signature v3).")
-    version = request.headers.get("X-TC-Version")
-    if not version:
-        raise IssError("MissingParameter", "The X-TC-Version header is missing.")
-    if version != API_VERSION:
-        raise IssError("NoSuchVersion", f"Version {version!r} does not exist; use {API_VERSION}.")
-    if not action:
-        raise IssError("MissingParameter", "The X-TC-Action header is missing.")
-    return await context.handle(action, _parse_body(body), request_id)
+    version_and_action(request.headers)
+    return await context.handle(action, parse_params(body), request_id)
 
 
 async def _read_body(request: web.Request) -> bytes:
@@ -262,18 +256,6 @@ async def _read_body(request: web.Request) -> bytes:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise IssError("RequestSizeLimitExceeded") from None
-
-
-def _parse_body(body: bytes) -> dict[str, Any]:
-    if not body.strip():
-        return {}
-    try:
-        params = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise IssError("InvalidParameter.InvalidBodyFormat", "The request body is not valid JSON.") from None
-    if not isinstance(params, dict):
-        raise IssError("InvalidParameter.InvalidBodyFormat", "The request body must be a JSON object.")
-    return params
 
 
 async def serve_snapshot(request: web.Request) -> web.StreamResponse:

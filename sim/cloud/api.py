@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from gateway.iss import API_VERSION, SERVICE
+from gateway.iss import SERVICE
 from gateway.iss.envelope import CONTENT_TYPE, dumps, failure, new_request_id, success
 from gateway.iss.errors import IssError
+from gateway.iss.request import parse_params, version_and_action
 from gateway.iss.signing import verify_request
 
 from .actions.context import ActionContext
@@ -123,7 +123,7 @@ async def _process(state: EmulatorState, request: web.Request, call: CallInProgr
     if not state.limiter.admit(call.action, caller.secret_id):
         raise IssError("RequestLimitExceeded")
     await _apply_fault(state, call)
-    params = _parse_body(body)
+    params = parse_params(body)
     call.params = params
     return await _dispatch(
         state,
@@ -152,13 +152,7 @@ async def _read_body(request: web.Request, call: CallInProgress) -> bytes:
 
 
 def _resolve_action(request: web.Request, action: str) -> ActionSpec:
-    version = request.headers.get("X-TC-Version")
-    if not version:
-        raise IssError("MissingParameter", "The X-TC-Version header is missing.")
-    if version != API_VERSION:
-        raise IssError("NoSuchVersion", f"Version {version!r} does not exist; use {API_VERSION}.")
-    if not action:
-        raise IssError("MissingParameter", "The X-TC-Action header is missing.")
+    version_and_action(request.headers)
     spec = ACTIONS.get(action)
     if spec is None:
         raise IssError("InvalidAction", f"The action {action!r} does not exist.")
@@ -187,18 +181,6 @@ async def _apply_fault(state: EmulatorState, call: CallInProgress) -> None:
         raise _HttpFault(fault.http_status)
     if fault.error is not None:
         raise IssError(fault.error, "Injected fault.")
-
-
-def _parse_body(body: bytes) -> dict[str, Any]:
-    if not body.strip():
-        return {}
-    try:
-        params = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise IssError("InvalidParameter.InvalidBodyFormat", "The request body is not valid JSON.") from None
-    if not isinstance(params, dict):
-        raise IssError("InvalidParameter.InvalidBodyFormat", "The request body must be a JSON object.")
-    return params
 
 
 async def _dispatch(
