@@ -30,6 +30,7 @@ may well be where the cloud says, and we would push a stale address.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -264,7 +265,7 @@ class Reconciler:
         if not changes:
             return
 
-        def write(connection: Any) -> None:
+        def write(connection: sqlite3.Connection) -> None:
             for identity, enabled in changes.items():
                 Inventory.set_enabled(connection, identity, enabled)
 

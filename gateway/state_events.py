@@ -14,6 +14,7 @@ everything online), which also covers any event lost with the link that dropped.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol
@@ -97,5 +98,5 @@ class DeviceStatePublisher:
                 return
             self.events_sent += 1
             if self._on_sent is not None:
-                self._on_sent(len(str(body)))
+                self._on_sent(len(json.dumps(body)))
             _LOGGER.debug("DeviceState sent", extra={"device": identity, "online": body.get("Online")})
