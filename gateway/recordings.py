@@ -92,7 +92,9 @@ def merge_spans(
 class RecordingIndex:
     """Segments and gaps in the gateway's SQLite database (schema migration 2)."""
 
-    def __init__(self, store: StateStore, recordings_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: StateStore, recordings_dir: Path, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._store = store
         self.recordings_dir = recordings_dir
         self._clock = clock
@@ -130,7 +132,9 @@ class RecordingIndex:
 
     async def set_protected(self, segment_ids: Sequence[int], protected: bool) -> int:
         """Mark segments as kept by retention (or release them); returns rows changed."""
-        return await self._update_many("UPDATE segments SET protected = ? WHERE id = ?", int(protected), segment_ids)
+        return await self._update_many(
+            "UPDATE segments SET protected = ? WHERE id = ?", int(protected), segment_ids
+        )
 
     async def pin(self, segment_ids: Sequence[int]) -> int:
         """Take a reference on segments an export/upload is reading; eviction skips pinned rows."""
