@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav \
-	gstreamer1.0-tools ffmpeg iproute2
+	gstreamer1.0-tools ffmpeg iproute2 chromium
 PYTEST_ARGS ?=
 
 PREFIX ?= /opt/ivc-gateway

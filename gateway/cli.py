@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Sequence
 
@@ -23,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     discover = commands.add_parser("discover", help="find and probe the site's cameras once, print what answered")
     discover.add_argument("--json", action="store_true", help="print JSON instead of a table")
     commands.add_parser("doctor", help="check clock, disk, cloud and cameras; say how to fix what fails")
+    status = commands.add_parser("status", help="what the running gateway sees: devices, channels, recording, cloud")
+    status.add_argument("--json", action="store_true", help="print the daemon's status document")
     install = commands.add_parser("install-service", help="install the systemd unit, user and folders")
     install.add_argument("--root", default="/", help="install into this tree instead of / (packaging, tests)")
     install.add_argument("--from", dest="checkout", help="the source checkout holding systemd/ and config/")
@@ -63,6 +66,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     loaded = _load_or_report(args.config)
     if isinstance(loaded, int):
         return loaded
+    if args.command == "status":
+        from .technician import DaemonUnreachable, fetch_status, render_status
+
+        try:
+            document = fetch_status(loaded)
+        except DaemonUnreachable as err:
+            print(err, file=sys.stderr)
+            return 1
+        print(json.dumps(document, ensure_ascii=False, indent=2) if args.json else render_status(document))
+        return 0
     if args.command == "doctor":
         configure_logging("error")
         from .doctor import Verdict, run_checks
