@@ -171,9 +171,10 @@ class SnapshotLinks:
     def _signature(self, path: str, expires: int) -> str:
         return hmac.new(self._key, f"GET\n{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
-    def query(self, path: str) -> dict[str, str]:
-        """``expires`` and ``signature`` for a link made now."""
-        expires = int(self._clock() + self._lifetime)
+    def query(self, path: str, lifetime: float | None = None) -> dict[str, str]:
+        """``expires`` and ``signature`` for a link made now (valid ``lifetime`` s, default the
+        configured one); playback and export links use the same signer."""
+        expires = int(self._clock() + (self._lifetime if lifetime is None else lifetime))
         return {"expires": str(expires), "signature": self._signature(path, expires)}
 
     def valid(self, path: str, expires: str, signature: str) -> bool:

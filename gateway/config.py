@@ -156,6 +156,12 @@ class RecordingSection:
         "delete_oldest", help="what to do at the floor", choices=("delete_oldest", "deny_new")
     )
     channels: tuple[str, ...] = _field((), help="standalone mode: channels recorded around the clock")
+    plan_refresh: Duration = _field(
+        Duration(300), help="how often record plans are fetched from the cloud", min=10, max=86400
+    )
+    disk_check_interval: Duration = _field(
+        Duration(30), help="how often free space on the recording disk is checked", min=1, max=3600
+    )
 
 
 @dataclass(frozen=True, slots=True)

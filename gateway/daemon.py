@@ -18,6 +18,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any, Final
 
+from bridges.media import RecorderSettings, WriterSettings
 from bridges.onvif.discovery import DeviceFinder
 from bridges.onvif.models import DeviceAddress
 
@@ -29,14 +30,20 @@ from .dispatch import ACTIONS, Dispatcher
 from .inventory import Inventory
 from .iss.client import IssClient
 from .iss.signing import Tc3Signer
+from .local_recording import LocalRecordings
 from .metrics import GatewayMetrics, add_metrics_route
 from .outbox import Outbox
 from .presets import PresetBook, PresetControl
 from .ptz import PtzController
+from .recording_service import RecordingService
+from .recordings import RecordingIndex, Span
 from .registration import CloudTarget, Registrar
 from .relay import RelayLink
+from .retention import DiskGuard, RetentionSweeper
+from .schedule import CloudPlanSource, RecordingScheduler, RecordPlanSource, StaticPlanSource
 from .sdnotify import SystemdNotifier
-from .snapshots import SNAPSHOT_DIRECTORY, SnapshotArchive, SnapshotService
+from .snapshots import SNAPSHOT_DIRECTORY, SnapshotArchive, SnapshotService, channel_key, with_credentials
+from .status_page import status_routes
 from .store import StateStore
 from .supervisor import SiteSupervisor
 
@@ -71,10 +78,18 @@ class Gateway:
         self._presets: PresetControl | None = None
         self._snapshots: SnapshotService | None = None
         self._local_api: LocalApi | None = None
+        self.outbox: Outbox | None = None
+        self._local_recordings: LocalRecordings | None = None
         # Health checks, reconcile, queued cloud writes (gateway/supervisor.py).
         self.metrics = GatewayMetrics()
         self.supervisor: SiteSupervisor | None = None
         self.discovery_wanted = asyncio.Event()
+        # Local recording (gateway/recording_service.py, schedule.py, retention.py).
+        self.recording_index: RecordingIndex | None = None
+        self._recording: RecordingService | None = None
+        self.recording_schedule: RecordingScheduler | None = None
+        self.retention: RetentionSweeper | None = None
+        self.disk_guard: DiskGuard | None = None
 
     @property
     def inventory(self) -> Inventory:
@@ -107,10 +122,41 @@ class Gateway:
         return self._snapshots
 
     @property
+    def local_recordings(self) -> LocalRecordings:
+        """Playback sessions and download tasks over the local recordings (once started)."""
+        assert self._local_recordings is not None, "the gateway is not started"
+        return self._local_recordings
+
+    @property
     def local_api(self) -> LocalApi:
         """The local API listener (available once started)."""
         assert self._local_api is not None, "the gateway is not started"
         return self._local_api
+
+    @property
+    def recordings_service(self) -> RecordingService:
+        """The channel recorders (available once started with ``[recording] enabled``)."""
+        assert self._recording is not None, "the gateway is not started or recording is disabled"
+        return self._recording
+
+    def is_recording(self, channel_id: str) -> bool:
+        """Whether the channel is being recorded right now (for status pages)."""
+        return self._recording is not None and self._recording.is_recording(channel_id)
+
+    async def latest_snapshot_url(self, channel_id: str) -> str:
+        """A signed link to the channel's newest snapshot, or ``""`` when it has none."""
+        found = self.devices.channel(channel_id)
+        if found is None:
+            return ""
+        identity, channel = found
+        record = await self.snapshots.archive.latest(channel_key(identity, channel))
+        return self.local_api.snapshot_urls(record)[1] if record is not None else ""
+
+    async def recording_spans(self, channel_id: str, start: float, end: float) -> list[Span]:
+        """Stretches of ``[start, end]`` with local footage of the channel."""
+        if self.recording_index is None:
+            return []
+        return await self.recording_index.timeline(channel_id, start, end)
 
     def request_stop(self) -> None:
         """Ask for a graceful stop (what SIGTERM does); a second request forces exit."""
@@ -168,7 +214,7 @@ class Gateway:
         else:
             _LOGGER.info("no [cloud] section: standalone mode, devices keep local ids")
         self._inventory = Inventory(self.store, self.clock)
-        outbox = Outbox(self.store, self.clock)
+        self.outbox = outbox = Outbox(self.store, self.clock)
         registrar = Registrar(
             self.store,
             self._inventory,
@@ -180,6 +226,7 @@ class Gateway:
         finder = DeviceFinder(self.config.discovery, self.config.cameras)
         self._devices = DeviceManager(self.config, finder, inventory=self._inventory, registrar=registrar)
         stack.push_async_callback(self._devices.close)
+        await self._start_recording(stack)
         await self._start_device_control(stack)
         await self._start_api(stack)
         if self.config.relay is not None and self.config.cloud is not None:
@@ -193,7 +240,91 @@ class Gateway:
             )
             await self._own_task(stack, self.relay.run(), "relay")
         self.supervisor = await stack.enter_async_context(self._site_supervisor(registrar, outbox))
+        await self._start_recording_jobs(stack)
         await self._own_task(stack, self._discovery_loop(), "discovery")
+
+    async def _start_recording(self, stack: AsyncExitStack) -> None:
+        """The recording index and service (start-up recovery runs here, before any recorder).
+
+        Entered after the device sessions and before the API, so at shutdown the current
+        segments are closed after the API stopped taking commands and before sessions close.
+        """
+        assert self.store is not None
+        recording = self.config.recording
+        self.recording_index = RecordingIndex(self.store, self.config.recordings_dir, clock=self.clock)
+        if not recording.enabled:
+            _LOGGER.info("[recording] enabled = false: nothing is recorded")
+            return
+        settings = RecorderSettings(writer=WriterSettings(segment_seconds=float(recording.segment_seconds)))
+        self._recording = await stack.enter_async_context(
+            RecordingService(
+                self.recording_index,
+                stream_url_for=self._stream_url_for,
+                settings=settings,
+                counters=self.metrics.recorder,
+                is_disabled=self._channel_disabled,
+                clock=self.clock,
+            )
+        )
+
+    async def _start_recording_jobs(self, stack: AsyncExitStack) -> None:
+        """Plan schedule, disk guard and age retention; stopped first at shutdown."""
+        if self._recording is None or self.recording_index is None:
+            return
+        assert self.store is not None
+        recording = self.config.recording
+        self.disk_guard = await stack.enter_async_context(
+            DiskGuard(
+                self.recording_index,
+                self.store,
+                self._recording,
+                min_free_bytes=int(recording.min_free_bytes),
+                min_free_percent=recording.min_free_percent,
+                policy=recording.full_disk_policy,
+                interval=float(recording.disk_check_interval),
+                registry=self.metrics.registry,
+            )
+        )
+        self.recording_schedule = await stack.enter_async_context(
+            RecordingScheduler(
+                self._recording,
+                self._plan_source(),
+                self.config.gateway.timezone,
+                refresh_seconds=float(recording.plan_refresh),
+                clock=self.clock,
+            )
+        )
+        self.retention = await stack.enter_async_context(
+            RetentionSweeper(
+                self.recording_index,
+                self.store,
+                default_days=recording.retention_days,
+                plan_days=self.recording_schedule.retention_days,
+                clock=self.clock,
+            )
+        )
+
+    def _plan_source(self) -> RecordPlanSource:
+        """Record plans from the cloud; standalone, the configured channels around the clock."""
+        if self.cloud is not None:
+            return CloudPlanSource(self.cloud)
+        return StaticPlanSource.around_the_clock(self.config.recording.channels)
+
+    async def _stream_url_for(self, channel_id: str) -> str | None:
+        """The channel's main RTSP URI with its device's credentials, once discovery knows it."""
+        found = self.devices.channel(channel_id)
+        if found is None:
+            return None
+        identity, channel = found
+        if not channel.main_uri or channel.state == "removed":
+            return None
+        record = await self.inventory.get(identity)
+        username = record.username if record else ""
+        return with_credentials(channel.main_uri, username, self.devices.password_for(identity))
+
+    def _channel_disabled(self, channel_id: str) -> bool:
+        found = self.devices.channel(channel_id)
+        return found is not None and self.supervisor is not None and self.supervisor.is_disabled(found[0])
 
     def _site_supervisor(self, registrar: Registrar, outbox: Outbox) -> SiteSupervisor:
         """Health checks, reconcile cycles, the outbox drainer and DeviceState events."""
@@ -316,7 +447,24 @@ class Gateway:
             archive=self.snapshots.archive,
             link_lifetime=self.config.snapshot.link_lifetime,
             clock=self.clock,
-            extra_routes=(lambda app: add_metrics_route(app, self.metrics),),
+            extra_routes=(
+                lambda app: add_metrics_route(app, self.metrics),
+                lambda app: self.local_recordings.add_routes(app),
+                status_routes(self),
+            ),
+        )
+        # Playback sessions and download tasks sign their links with the API's signer; entered
+        # before the API starts, so at shutdown the API stops first, then running exports.
+        assert self.recording_index is not None
+        api = self._local_api
+        self._local_recordings = await stack.enter_async_context(
+            LocalRecordings(
+                self.recording_index,
+                api.links,
+                LocalRecordings.export_directory(self.config.gateway.state_dir),
+                lambda: api.base_url,
+                clock=self.clock,
+            )
         )
         await self._local_api.start()
         stack.push_async_callback(self._local_api.close)

@@ -35,6 +35,22 @@ from .inventory import ChannelRecord
 from .iss.envelope import failure, success
 from .iss.errors import IssError
 from .iss.schema import Schema, integer, string, validate
+from .local_recording import (
+    BATCH_DELETE_VIDEO_DOWNLOAD_TASK,
+    CONTROL_RECORD,
+    CONTROL_RECORD_TIMELINE,
+    CREATE_VIDEO_DOWNLOAD_TASK,
+    DESCRIBE_VIDEO_BIT_RATE,
+    LIST_VIDEO_DOWNLOAD_TASK,
+    PLAY_RECORD,
+    batch_delete_video_download_task,
+    control_record,
+    control_record_timeline,
+    create_video_download_task,
+    describe_video_bit_rate,
+    list_video_download_task,
+    play_record,
+)
 from .monitor import GATEWAY_QUERY, describe_gateway_monitor, describe_gateway_version
 from .presets import MAX_INDEX, MIN_INDEX, PRESET_COMMANDS
 from .ptz import MAX_SPEED, PTZ_COMMANDS
@@ -302,5 +318,13 @@ ACTIONS: Final[Mapping[str, Action]] = {
     "ListDeviceSnapshots": Action(list_device_snapshots, LIST_DEVICE_SNAPSHOTS),
     "DescribeGatewayMonitor": Action(describe_gateway_monitor, GATEWAY_QUERY),
     "DescribeGatewayVersion": Action(describe_gateway_version, GATEWAY_QUERY),
+    # Local recordings on the gateway's disk (gateway/local_recording.py).
+    "ControlRecordTimeline": Action(control_record_timeline, CONTROL_RECORD_TIMELINE),
+    "PlayRecord": Action(play_record, PLAY_RECORD),
+    "ControlRecord": Action(control_record, CONTROL_RECORD),
+    "CreateVideoDownloadTask": Action(create_video_download_task, CREATE_VIDEO_DOWNLOAD_TASK),
+    "ListVideoDownloadTask": Action(list_video_download_task, LIST_VIDEO_DOWNLOAD_TASK),
+    "BatchDeleteVideoDownloadTask": Action(batch_delete_video_download_task, BATCH_DELETE_VIDEO_DOWNLOAD_TASK),
+    "DescribeVideoBitRate": Action(describe_video_bit_rate, DESCRIBE_VIDEO_BIT_RATE),
 }
 """Every action the gateway executes. Each iss action name appears here and nowhere else."""

@@ -283,6 +283,14 @@ class SnapshotArchive:
         )
         return SnapshotRecord.from_row(row) if row is not None else None
 
+    async def latest(self, channel: str) -> SnapshotRecord | None:
+        """The newest image of a channel that is still on disk."""
+        row = await self._store.fetchone(
+            "SELECT * FROM snapshots WHERE channel = ? AND deleted_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 1",
+            (channel,),
+        )
+        return SnapshotRecord.from_row(row) if row is not None else None
+
     async def page(self, channel: str, start: float, end: float, offset: int, limit: int) -> SnapshotPage:
         """Shots created in ``[start, end]``, oldest first."""
 
