@@ -202,6 +202,17 @@ class SnapshotSection:
 
 
 @dataclass(frozen=True, slots=True)
+class UploadSection:
+    """Recording upload plans: closed segments PUT to an HTTP endpoint in the plans' upload hours."""
+
+    url: str = _field(
+        "", help="HTTP(S) base URL segments are PUT under (empty = uploads off)", pattern=r"^(https?://.+)?$"
+    )
+    timeout: Duration = _field(Duration(300), help="longest one segment upload may take", min=1, max=86400)
+    concurrency: int = _field(2, help="segments uploaded at once", min=1, max=64)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration; ``cloud``/``relay`` are None when absent (standalone mode)."""
 
@@ -216,6 +227,7 @@ class Config:
     reconcile: ReconcileSection
     ptz: PtzSection
     snapshot: SnapshotSection
+    upload: UploadSection = UploadSection()
     warnings: tuple[str, ...] = ()
 
     @property
@@ -241,6 +253,7 @@ _SECTIONS: Final[dict[str, tuple[type, bool, bool]]] = {
     "reconcile": (ReconcileSection, False, False),
     "ptz": (PtzSection, False, False),
     "snapshot": (SnapshotSection, False, False),
+    "upload": (UploadSection, False, False),
 }
 
 
@@ -345,6 +358,7 @@ class _Loader:
             reconcile=built["reconcile"],
             ptz=built["ptz"],
             snapshot=built["snapshot"],
+            upload=built["upload"],
             warnings=tuple(self.warnings),
         )
 

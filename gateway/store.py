@@ -143,6 +143,25 @@ MIGRATIONS: Final[Sequence[str]] = (
     CREATE INDEX snapshots_by_time ON snapshots (channel, created_at);
     CREATE INDEX snapshots_live_by_expiry ON snapshots (expires_at) WHERE deleted_at IS NULL;
     """,
+    # 4: recording uploads (gateway/upload.py): one row per segment an upload plan made due.
+    # ``segment_path`` (relative to the recordings directory, like segments.path) is the key, so
+    # a segment is sent at most once even if the index row is rebuilt; 'uploaded' and 'missing'
+    # (the file was gone when its turn came) are final.
+    """
+    CREATE TABLE uploads (
+        segment_path TEXT PRIMARY KEY,
+        segment_id   INTEGER NOT NULL,
+        channel      TEXT NOT NULL,
+        plan_id      TEXT NOT NULL,
+        state        TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'uploaded', 'missing')),
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        last_error   TEXT NOT NULL DEFAULT '',
+        next_attempt REAL NOT NULL DEFAULT 0,
+        queued_at    REAL NOT NULL,
+        uploaded_at  REAL
+    );
+    CREATE INDEX uploads_pending ON uploads (next_attempt) WHERE state = 'pending';
+    """,
 )
 
 

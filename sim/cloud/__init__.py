@@ -10,6 +10,7 @@ from .faults import Fault
 from .relay import GatewayRelay
 from .reports import ChannelQuery, ChannelSource, ReportedChannel
 from .state import ActionForwarder, CallRecord, ForwardedCall
+from .uploads import ReceivedUpload
 
 __all__ = [
     "ActionForwarder",
@@ -20,5 +21,6 @@ __all__ = [
     "Fault",
     "ForwardedCall",
     "GatewayRelay",
+    "ReceivedUpload",
     "ReportedChannel",
 ]

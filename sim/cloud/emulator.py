@@ -32,6 +32,7 @@ from .reports import ChannelSource
 from .seeds import seed_store
 from .state import EMULATOR_STATE, ActionForwarder, EmulatorState
 from .store import CloudStore
+from .uploads import UPLOADS_PATH, ReceivedUpload, UploadInbox, add_upload_routes
 
 logger = logging.getLogger(__name__)
 
@@ -65,15 +66,19 @@ async def _store_context(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_app(
-    state: EmulatorState, relay: GatewayRelay | None = None, relay_path: str = RELAY_PATH
+    state: EmulatorState,
+    relay: GatewayRelay | None = None,
+    relay_path: str = RELAY_PATH,
+    inbox: UploadInbox | None = None,
 ) -> web.Application:
-    """The emulator's aiohttp application: ``/`` is the iss API, ``/_emulator/`` the admin API,
-    ``relay_path`` the gateway relay (when ``relay`` is given)."""
+    """The emulator's aiohttp application: ``/`` is the iss API, ``/_emulator/`` the admin API
+    and the recording upload receiver, ``relay_path`` the gateway relay (when ``relay`` is given)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES + 1)
     app[EMULATOR_STATE] = state
     app.cleanup_ctx.append(_store_context)
     app.router.add_route("*", "/", handle_api_request)
     add_admin_routes(app, relay)
+    add_upload_routes(app, inbox or UploadInbox(state.state_dir / "uploads"))
     if relay is not None:
         add_relay_routes(app, relay, relay_path)
     return app
@@ -116,6 +121,7 @@ class CloudEmulator(EmulatorControl):
         self._runner: web.AppRunner | None = None
         self._relay = GatewayRelay(state, deadline=relay_deadline) if relay else None
         self._relay_path = relay_path
+        self._inbox = UploadInbox(Path(state_dir) / "uploads")
         self.set_forwarder(None)
         self.set_channel_source(None)
 
@@ -136,7 +142,7 @@ class CloudEmulator(EmulatorControl):
         if self._runner is not None:
             raise RuntimeError("the emulator is already running")
         runner = web.AppRunner(
-            build_app(self._state, self._relay, self._relay_path),
+            build_app(self._state, self._relay, self._relay_path, self._inbox),
             handle_signals=False,
             access_log=None,
             shutdown_timeout=self._shutdown_timeout,
@@ -186,6 +192,19 @@ class CloudEmulator(EmulatorControl):
         if self._relay is None:
             raise RuntimeError("this emulator has no relay (relay=False)")
         return self._relay
+
+    @property
+    def upload_url(self) -> str:
+        """Base URL of the recording upload receiver (the gateway's ``[upload] url``)."""
+        return f"http://{self.endpoint}{UPLOADS_PATH}"
+
+    def uploads(self) -> list[ReceivedUpload]:
+        """Recording uploads received so far (``channel/name``, bytes, times PUT), by name."""
+        return self._inbox.uploads()
+
+    def upload_path(self, name: str) -> Path:
+        """Where the received upload ``channel/name`` is stored."""
+        return self._inbox.path_of(name)
 
     @property
     def store(self) -> CloudStore:
