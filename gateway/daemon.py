@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from bridges.media import RecorderSettings, WriterSettings
 from bridges.onvif.discovery import DeviceFinder
@@ -44,6 +45,7 @@ from .schedule import CloudPlanSource, RecordingScheduler, RecordPlanSource, Sta
 from .sdnotify import SystemdNotifier
 from .snapshots import SNAPSHOT_DIRECTORY, SnapshotArchive, SnapshotService, channel_key, with_credentials
 from .status_page import status_routes
+from .upload import UploadService
 from .store import StateStore
 from .supervisor import SiteSupervisor
 
@@ -79,6 +81,7 @@ class Gateway:
         self._snapshots: SnapshotService | None = None
         self._local_api: LocalApi | None = None
         self.outbox: Outbox | None = None
+        self.uploads: UploadService | None = None
         self._local_recordings: LocalRecordings | None = None
         # Health checks, reconcile, queued cloud writes (gateway/supervisor.py).
         self.metrics = GatewayMetrics()
@@ -303,6 +306,14 @@ class Gateway:
                 clock=self.clock,
             )
         )
+        if self.cloud is not None and self.config.upload.url:
+            uploads = UploadService(
+                self.config.upload, self.cloud, self.store, self.recording_index,
+                ZoneInfo(self.config.gateway.timezone), plan_refresh=float(recording.plan_refresh), clock=self.clock,
+            )
+            await uploads.start()
+            stack.push_async_callback(uploads.close)
+            self.uploads = uploads
 
     def _plan_source(self) -> RecordPlanSource:
         """Record plans from the cloud; standalone, the configured channels around the clock."""
