@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import secrets
 import shutil
@@ -91,6 +90,9 @@ secret_key_file = "secrets/api.secret_key"
 [relay]
 url = "ws://{cloud.endpoint}/relay"
 max_backoff = "2s"
+[recording]
+segment_seconds = 5
+plan_refresh = "10s"
 [discovery]
 multicast = false
 unicast_hosts = ["{site.network}"]
@@ -129,8 +131,11 @@ async def demo(workdir: Path) -> None:
         say("gateway daemon started", f"pid {daemon.pid}, log {workdir / 'gateway.log'}")
         try:
             await flow(sdk, site)
+            await control(sdk, site)
+            await recording(sdk, site)
         finally:
-            daemon.send_signal(signal.SIGTERM)
+            if daemon.returncode is None:
+                daemon.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(daemon.wait(), 60)
             log.close()
             say("gateway daemon stopped", f"exit code {code}")
@@ -164,6 +169,61 @@ async def flow(sdk: Sdk, site: SimulatedSite) -> None:
                        Ip="999.1.1.1", Port=80, Username="admin", Password="x")
     except TencentCloudSDKException as err:
         say("a bad request is refused with the documented code", err.get_code())
+
+
+async def _channel_of(sdk: Sdk, site: SimulatedSite, name: str, position: int = 0) -> tuple[str, str]:
+    """``(DeviceId, ChannelId)`` of a simulated device's channel, as the cloud knows it."""
+    device = site.device(name)
+    listed = (await sdk.call("ListGatewayDevices", GatewayId=seeds.GATEWAY_ID, PageNumber=1, PageSize=100))["Data"]["List"]
+    device_id = next(d["DeviceId"] for d in listed if (d["Ip"], d["Port"]) == (device.host, device.port))
+    channels = (await sdk.call("DescribeDeviceChannel", DeviceId=device_id))["Data"]
+    code = device.channels[position].token
+    return device_id, next(c["ChannelId"] for c in channels if c["ChannelCode"] == code)
+
+
+async def control(sdk: Sdk, site: SimulatedSite) -> None:
+    """PTZ, a preset and a snapshot, sent to the cloud and relayed to the camera by the gateway."""
+    _, channel = await _channel_of(sdk, site, "cam1")
+    camera = site.server("cam1")
+    before = camera.ptz_position(0)
+    await sdk.call("ControlDevicePTZ", ChannelId=channel, Type="right", Speed=8)
+    await until("the camera to pan", lambda: _moved(camera, before), timeout=10)
+    after = camera.ptz_position(0)
+    say("ControlDevicePTZ right via the cloud", f"camera pan {before.pan:+.2f} -> {after.pan:+.2f}")
+    await sdk.call("ControlDevicePreset", ChannelId=channel, Cmd="set", Index=1)
+    await sdk.call("ControlDevicePTZ", ChannelId=channel, Type="left", Speed=8)
+    await asyncio.sleep(1.0)  # let the left step finish so the preset visibly brings it back
+    await sdk.call("ControlDevicePreset", ChannelId=channel, Cmd="goto", Index=1)
+    presets = (await sdk.call("DescribeDevicePreset", ChannelId=channel))["Data"]
+    say("preset 1 set, camera moved away, preset recalled",
+        f"pan now {camera.ptz_position(0).pan:+.2f}; presets {[(p['Index'], p['Name']) for p in presets]}")
+    shot = await sdk.call("ControlDeviceSnapshot", ChannelId=channel, SnapNum=1, Interval=1)
+    listing = (await sdk.call("ListDeviceSnapshots", ChannelId=channel))["Data"]
+    item = next(i for i in listing if i["SessionId"] == shot["RequestId"])
+    say("ControlDeviceSnapshot", f"{item['FileName']}, {item['ImageSize']} bytes of JPEG, link {item['DownloadUrl'][:60]}...")
+
+
+async def _moved(camera: Any, before: Any) -> bool:
+    return bool(camera.ptz_position(0).pan > before.pan + 0.05)
+
+
+async def recording(sdk: Sdk, site: SimulatedSite) -> None:
+    """A record plan made in the cloud runs on the gateway; the timeline shows the footage."""
+    device_id, channel = await _channel_of(sdk, site, "nvr1", 1)
+    sections = [{"DayOfWeek": day, "StartTime": "00:00:00", "EndTime": "23:59:59"} for day in range(1, 8)]
+    template = (await sdk.call("AddRecordTemplate", TemplateName="all-week", TimeSections=sections))["Data"]
+    await sdk.call("AddRecordPlan", PlanName="demo-plan", TemplateId=template["TemplateId"],
+                   LifeCycle={"Transition": 7, "Expiration": 0}, Channels=[{"DeviceId": device_id, "ChannelId": channel}])
+    say("record plan added in the cloud", f"all week, channel {channel}")
+    started = int(time.time())
+
+    async def recorded() -> list[dict[str, Any]] | None:
+        now = int(time.time())
+        spans = (await sdk.call("ControlRecordTimeline", ChannelId=channel, Start=started - 60, End=now))["Data"] or []
+        return spans if sum(s["End"] - s["Begin"] for s in spans) >= 10 else None
+
+    spans = await until("10 s of footage in the local timeline", recorded, timeout=120)
+    say("ControlRecordTimeline via the cloud", ", ".join(f"{s['Begin']}-{s['End']}" for s in spans))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,9 @@ def test_demo_runs_the_flow_and_logs_no_secret(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert out.count("==> registered in the cloud:") == 3 and out.count("==> channel:") == 4
+    assert "==> ControlDevicePTZ right via the cloud: camera pan +0.00 -> +0" in out
+    assert "==> ControlDeviceSnapshot:" in out and "bytes of JPEG" in out
+    assert "==> ControlRecordTimeline via the cloud:" in out
     assert "gateway daemon stopped: exit code 0" in out
     assert out.rstrip().endswith("==> done")
 
