@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -15,6 +14,7 @@ import pytest
 from gateway.config import Config, load_config
 from gateway.daemon import Gateway
 from tests.cloud.conftest import IssSdk
+from tests.integration.conftest import running_gateway
 
 API_ID, API_KEY = "local-operator", "local-operator-key"
 
@@ -66,22 +66,9 @@ def write_config(tmp_path: Path, api_lines: str = f'secret_id = "{API_ID}"\nsecr
     return load_config(path)
 
 
-@contextlib.asynccontextmanager
-async def serving(config: Config) -> AsyncIterator[Gateway]:
-    """Run the daemon in this loop until the block ends."""
-    gateway = Gateway(config)
-    task = asyncio.get_running_loop().create_task(gateway.run())
-    try:
-        await asyncio.wait_for(gateway.ready.wait(), 30)
-        yield gateway
-    finally:
-        gateway.request_stop()
-        await asyncio.wait_for(task, 30)
-
-
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
-    async with serving(write_config(tmp_path)) as running:
+    async with running_gateway(write_config(tmp_path)) as running:
         yield running
 
 

@@ -18,7 +18,8 @@ import pytest
 from gateway.daemon import Gateway
 from gateway.iss import API_VERSION, Tc3Signer
 from gateway.snapshots import SnapshotRecord
-from tests.api.conftest import API_ID, API_KEY, LocalApiSdk, serving, write_config
+from tests.api.conftest import API_ID, API_KEY, LocalApiSdk, write_config
+from tests.integration.conftest import running_gateway
 
 UNKNOWN_CHANNEL = "2f6b1b9e-0000-4000-8000-00000000dead"
 PTZ_BODY = json.dumps({"ChannelId": UNKNOWN_CHANNEL, "Type": "left", "Speed": 1}).encode()
@@ -170,7 +171,7 @@ async def test_only_post_is_served(endpoint: str) -> None:
 
 
 async def test_without_a_configured_key_every_call_is_refused(tmp_path: Path) -> None:
-    async with serving(write_config(tmp_path, api_lines="")) as gateway:
+    async with running_gateway(write_config(tmp_path, api_lines="")) as gateway:
         endpoint = f"127.0.0.1:{gateway.api_port}"
         assert code(await post(endpoint, signed_headers(endpoint))) == "AuthFailure.SecretIdNotFound"
         sdk = LocalApiSdk(endpoint)
@@ -191,7 +192,7 @@ async def test_healthz_and_snapshot_links_outside_the_iss_envelope(gateway: Gate
 
 async def test_links_use_the_public_url_when_set(tmp_path: Path) -> None:
     api = f'secret_id = "{API_ID}"\nsecret_key = "{API_KEY}"\npublic_url = "https://gw.example.com:8443/"\n'
-    async with serving(write_config(tmp_path, api_lines=api)) as gateway:
+    async with running_gateway(write_config(tmp_path, api_lines=api)) as gateway:
         record = SnapshotRecord(1, UNKNOWN_CHANNEL, "req", "20250101T000000000Z_req_01.jpg", 10, "onvif", 0, 0, 0, None)
         download, preview = gateway.local_api.snapshot_urls(record)
         assert download.startswith(f"https://gw.example.com:8443/snapshots/{UNKNOWN_CHANNEL}/20250101T000000000Z_req_01.jpg?")
@@ -200,5 +201,5 @@ async def test_links_use_the_public_url_when_set(tmp_path: Path) -> None:
         endpoint = f"127.0.0.1:{gateway.api_port}"
         assert code(await post(endpoint, signed_headers("gw.example.com:8443"))) == "ResourceNotFound"
     (tmp_path / "plain").mkdir()
-    async with serving(write_config(tmp_path / "plain")) as gateway:
+    async with running_gateway(write_config(tmp_path / "plain")) as gateway:
         assert gateway.local_api.snapshot_urls(record)[0].startswith(f"http://127.0.0.1:{gateway.api_port}/snapshots/")

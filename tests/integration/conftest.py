@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,9 +127,9 @@ async def make_site(tmp_path: Path, rtsp_clip_cache: Path) -> AsyncIterator[Call
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(config: Config) -> AsyncIterator[Gateway]:
-    """Run the daemon in this event loop; stop it gracefully at the end."""
-    gateway = Gateway(config)
+async def running_gateway(config: Config, clock: Callable[[], float] = time.time) -> AsyncIterator[Gateway]:
+    """Run the daemon in this event loop (with an injectable clock); stop it gracefully at the end."""
+    gateway = Gateway(config, clock=clock)
     task = asyncio.get_running_loop().create_task(gateway.run())
     try:
         await asyncio.wait_for(gateway.ready.wait(), 30)

@@ -9,7 +9,6 @@ calls go to the emulator, which relays them to the gateway over its WebSocket.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,7 +30,7 @@ from sim.onvif.motion import PtzPosition
 from sim.site import SimulatedSite
 from tests.api.conftest import API_ID, API_KEY, LocalApiSdk
 from tests.cloud.conftest import IssSdk
-from tests.integration.conftest import SECRET_ID, SECRET_KEY, gateway_config
+from tests.integration.conftest import SECRET_ID, SECRET_KEY, gateway_config, running_gateway
 from tests.sim.conftest import rtsp_clip_cache  # noqa: F401 - fixture
 from tests.sim.wsd_fixtures import random_loopback_prefix
 
@@ -68,19 +67,6 @@ class ShiftableClock:
 
     def __call__(self) -> float:
         return time.time() + self.offset
-
-
-@contextlib.asynccontextmanager
-async def run_gateway(config: Config, clock: Callable[[], float] = time.time) -> AsyncIterator[Gateway]:
-    """Run the daemon in this loop with an injected clock; stop it gracefully at the end."""
-    gateway = Gateway(config, clock=clock)
-    task = asyncio.get_running_loop().create_task(gateway.run())
-    try:
-        await asyncio.wait_for(gateway.ready.wait(), 30)
-        yield gateway
-    finally:
-        gateway.request_stop()
-        await asyncio.wait_for(task, 30)
 
 
 async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = WAIT_SECONDS) -> None:
@@ -145,7 +131,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory, rtsp_clip_cache: Path) -
         CloudEmulator(tmp_path / "cloud", SECRET_ID, SECRET_KEY) as cloud,
     ):
         clock = ShiftableClock()
-        async with run_gateway(control_config(tmp_path, cloud, site), clock) as gateway:
+        async with running_gateway(control_config(tmp_path, cloud, site), clock) as gateway:
             channels = await channels_by_name(gateway, cloud=True)
             yield Env(
                 site, cloud, gateway, clock, channels,
@@ -457,7 +443,7 @@ async def test_a_slow_device_never_delays_another_and_times_out(tmp_path: Path, 
     slow_camera = {"cam2": frozenset({Quirk.SLOW})}
     async with (
         small_site(tmp_path, rtsp_clip_cache, cameras=2, nvrs=0, quirks=slow_camera, slow_delay_s=0.6) as site,
-        run_gateway(control_config(tmp_path, None, site, command_timeout="0.5s")) as gateway,
+        running_gateway(control_config(tmp_path, None, site, command_timeout="0.5s")) as gateway,
     ):
         channels = await channels_by_name(gateway, cloud=False)
         sdk = LocalApiSdk(f"127.0.0.1:{gateway.api_port}")
@@ -477,7 +463,7 @@ async def test_a_slow_device_never_delays_another_and_times_out(tmp_path: Path, 
 async def test_offline_device_and_offline_channel(tmp_path: Path, rtsp_clip_cache: Path) -> None:  # noqa: F811
     async with (
         small_site(tmp_path, rtsp_clip_cache, cameras=1, nvrs=1, nvr_channels=2) as site,
-        run_gateway(control_config(tmp_path, None, site)) as gateway,
+        running_gateway(control_config(tmp_path, None, site)) as gateway,
     ):
         channels = await channels_by_name(gateway, cloud=False)
         sdk = LocalApiSdk(f"127.0.0.1:{gateway.api_port}")
@@ -508,7 +494,7 @@ async def test_presets_survive_a_restart_and_shutdown_stops_a_running_step(
     async with small_site(tmp_path, rtsp_clip_cache, cameras=1, nvrs=0) as site:
         server, head = site.server("cam1"), site.server("cam1").state.ptz[0]
         config = control_config(tmp_path, None, site, step=5.0)
-        async with run_gateway(config) as gateway:
+        async with running_gateway(config) as gateway:
             channel = (await channels_by_name(gateway, cloud=False))["cam1"]
             sdk = LocalApiSdk(f"127.0.0.1:{gateway.api_port}")
             head.move_to(0.5, 0.5, 0.5)
@@ -518,7 +504,7 @@ async def test_presets_survive_a_restart_and_shutdown_stops_a_running_step(
         # The gateway stopped with a 5 s step running: it sent the Stop before closing the session.
         assert server.request_counts["ptz.Stop"] == 1 and not head.pan_tilt_moving()
         head.move_to(0.0, 0.0, 0.0)
-        async with run_gateway(config) as gateway:
+        async with running_gateway(config) as gateway:
             await channels_by_name(gateway, cloud=False)
             sdk = LocalApiSdk(f"127.0.0.1:{gateway.api_port}")
             assert (await sdk.call("DescribeDevicePreset", ChannelId=channel))["Data"] == [{"Index": 2, "Name": "preset-2"}]

@@ -26,7 +26,8 @@ from bridges.media.segment_path import SegmentName
 from bridges.media.writer import MOVFLAGS
 from bridges.onvif.models import ChannelDescription, DeviceAddress, DeviceDescription, DeviceKind
 from gateway.daemon import Gateway
-from tests.api.conftest import LocalApiSdk, serving, write_config
+from tests.api.conftest import LocalApiSdk, write_config
+from tests.integration.conftest import running_gateway
 
 SEGMENT_SECONDS = 60
 FRAME_RATE = 4
@@ -93,7 +94,7 @@ async def add_channel(gateway: Gateway, name: str = "lobby") -> str:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
     config = write_config(tmp_path_factory.mktemp("gateway"))
-    async with serving(config) as running:
+    async with running_gateway(config) as running:
         yield running
 
 
