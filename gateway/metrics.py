@@ -18,6 +18,7 @@ What other components feed:
 
 from __future__ import annotations
 
+import abc
 import collections
 import math
 import threading
@@ -60,7 +61,7 @@ def _label_text(names: Sequence[str], values: Sequence[str]) -> str:
     return "{" + pairs + "}"
 
 
-class _Metric:
+class _Metric(abc.ABC):
     """A named family of series keyed by label values; updates are thread-safe."""
 
     kind = "untyped"
@@ -76,9 +77,9 @@ class _Metric:
             raise ValueError(f"{self.name} takes labels {self.labels}, got {sorted(labels)}")
         return tuple(str(labels[name]) for name in self.labels)
 
+    @abc.abstractmethod
     def samples(self) -> list[tuple[str, LabelValues, float, Sequence[str]]]:
         """``(suffix, label values, value, label names)`` of every series."""
-        raise NotImplementedError
 
     def render(self) -> list[str]:
         """The HELP, TYPE and sample lines of this family."""

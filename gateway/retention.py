@@ -19,6 +19,7 @@ recording once free space is back above the floor.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import enum
@@ -134,7 +135,7 @@ def segment_from_row(recordings_dir: Path, row: sqlite3.Row) -> Segment:
     )
 
 
-class _Loop:
+class _Loop(abc.ABC):
     """A pass repeated every ``interval`` until stopped; waits on the stop event, not sleep."""
 
     def __init__(self, name: str, interval: float) -> None:
@@ -145,8 +146,9 @@ class _Loop:
         self.passes = 0
         self._passed = asyncio.Condition()
 
+    @abc.abstractmethod
     async def run_pass(self) -> None:
-        raise NotImplementedError
+        """One sweep; a subclass says what it does."""
 
     async def __aenter__(self) -> Self:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
