@@ -39,14 +39,13 @@ import datetime as dt
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, Self
 from zoneinfo import ZoneInfo
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
 from .iss.client import IssClient
+from .timers import JobTimers
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -288,8 +287,7 @@ class RecordingScheduler:
         self._retry_seconds = retry_seconds
         self._clock = clock
         self._plans: dict[str, ChannelPlan] = {}
-        self._scheduler: AsyncIOScheduler | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._timers = JobTimers("recording schedule")
         self._lock = asyncio.Lock()
 
     @property
@@ -303,25 +301,17 @@ class RecordingScheduler:
         return plan.retention_days if plan is not None else None
 
     async def __aenter__(self) -> Self:
-        self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
-        self._scheduler.start()
+        scheduler = self._timers.start()
         await self.refresh()
         first = dt.datetime.fromtimestamp(self._clock() + self._refresh_seconds, dt.UTC)
-        self._scheduler.add_job(
-            self._tracked(self.refresh), "interval", seconds=self._refresh_seconds, id=REFRESH_JOB,
+        scheduler.add_job(
+            self._timers.tracked(self.refresh), "interval", seconds=self._refresh_seconds, id=REFRESH_JOB,
             next_run_time=first, max_instances=1, coalesce=True, misfire_grace_time=None,
         )  # fmt: skip
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        scheduler, self._scheduler = self._scheduler, None
-        if scheduler is not None and scheduler.running:
-            scheduler.shutdown(wait=False)
-            await asyncio.sleep(0)  # AsyncIOScheduler.shutdown runs as a loop callback
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._timers.stop()
         _LOGGER.info("recording schedule stopped")
 
     async def refresh(self) -> None:
@@ -361,7 +351,7 @@ class RecordingScheduler:
             self._set_job(channel_id, next_at)
 
     def _set_job(self, channel_id: str, at: float | None) -> None:
-        scheduler = self._scheduler
+        scheduler = self._timers.scheduler
         if scheduler is None:
             return
         if at is None:
@@ -369,30 +359,14 @@ class RecordingScheduler:
             return
         when = dt.datetime.fromtimestamp(at, dt.UTC)
         scheduler.add_job(
-            self._tracked(lambda: self.evaluate(channel_id)), "date", run_date=when, id=_job_id(channel_id),
+            self._timers.tracked(lambda: self.evaluate(channel_id)), "date", run_date=when, id=_job_id(channel_id),
             replace_existing=True, misfire_grace_time=None,
         )  # fmt: skip
 
     def _remove_job(self, channel_id: str) -> None:
-        scheduler = self._scheduler
+        scheduler = self._timers.scheduler
         if scheduler is not None and scheduler.get_job(_job_id(channel_id)) is not None:
             scheduler.remove_job(_job_id(channel_id))
-
-    def _tracked(self, body: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
-        """A job coroutine tracked for shutdown whose failure is logged, never raised."""
-
-        async def job() -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            self._tasks.add(task)
-            try:
-                await body()
-            except Exception:  # one failed evaluation must not stop the schedule
-                _LOGGER.exception("recording schedule job failed")
-            finally:
-                self._tasks.discard(task)
-
-        return job
 
 
 def _job_id(channel_id: str) -> str:

@@ -31,12 +31,10 @@ import datetime as dt
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, Final, Self
-
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bridges.onvif.models import DeviceAddress
 
@@ -51,6 +49,7 @@ from .registration import Registrar
 from .relay import RelayLink
 from .state_events import DeviceStatePublisher
 from .store import StateStore
+from .timers import JobTimers
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -120,8 +119,7 @@ class SiteSupervisor:
             else None
         )
         self._records: dict[str, DeviceRecord] = {}
-        self._scheduler: AsyncIOScheduler | None = None
-        self._job_tasks: set[asyncio.Task[Any]] = set()
+        self._timers = JobTimers("site supervisor")
         self._stack: AsyncExitStack | None = None
         self._progress = asyncio.Condition()
         self.last_report: CycleReport | None = None
@@ -165,50 +163,24 @@ class SiteSupervisor:
 
     def _start_scheduler(self) -> None:
         reconcile = self._config.reconcile
-        scheduler = AsyncIOScheduler(timezone=dt.UTC)
+        scheduler = self._timers.start()
         now = dt.datetime.now(dt.UTC)
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
         scheduler.add_job(
-            self._tracked(self.run_health_round), "interval", seconds=float(reconcile.check_interval),
+            self._timers.tracked(self.run_health_round), "interval", seconds=float(reconcile.check_interval),
             id=HEALTH_JOB, next_run_time=now, **common,
         )
         if self.reconciler is not None:
             first = now + dt.timedelta(seconds=min(FIRST_RECONCILE_DELAY, float(reconcile.interval)))
             scheduler.add_job(
-                self._tracked(self.run_reconcile_cycle), "interval", seconds=float(reconcile.interval),
+                self._timers.tracked(self.run_reconcile_cycle), "interval", seconds=float(reconcile.interval),
                 id=RECONCILE_JOB, next_run_time=first, **common,
             )
-        scheduler.start()
-        self._scheduler = scheduler
 
     async def _stop_scheduler(self) -> None:
         """Stop the timers, then cancel and await whatever job is still running."""
-        scheduler, self._scheduler = self._scheduler, None
-        if scheduler is not None and scheduler.running:
-            scheduler.shutdown(wait=False)
-            await asyncio.sleep(0)  # AsyncIOScheduler.shutdown runs as a loop callback
-        tasks = list(self._job_tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._timers.stop()
         _LOGGER.info("health checks and reconcile stopped")
-
-    def _tracked(self, body: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
-        """A job coroutine whose task is tracked (cancelled and awaited at shutdown) and whose
-        failure is logged, never raised into the scheduler."""
-
-        async def job() -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            self._job_tasks.add(task)
-            try:
-                await body()
-            except Exception:  # noqa: BLE001 - one failed round must not stop the timer
-                _LOGGER.exception("%s failed", getattr(body, "__name__", "job"))
-            finally:
-                self._job_tasks.discard(task)
-
-        return job
 
     # -- what others ask ---------------------------------------------------------------------
 
